@@ -1,0 +1,144 @@
+"""The one config loader: ``params.yaml`` -> typed, validated config objects, before any work.
+
+DVC composes ``conf/`` into ``params.yaml`` with Hydra; stages never use ``@hydra.main``, they
+call :func:`load_params`.  Every mistake (unknown key, bad choice, negative learning rate)
+becomes one :class:`~chessrec.errors.UserError` line that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chessrec.errors import UserError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    source: Literal["synthetic", "chessred", "chesscog"] = "synthetic"
+    path: Optional[str] = None
+    skip_bad: bool = False
+    n_games: int = Field(30, ge=1)
+    moves_per_game: int = Field(16, ge=1)
+    n_random: int = Field(0, ge=0)
+    image_size: int = Field(384, ge=128, le=4096)
+    workers: int = Field(2, ge=1)
+
+
+class FeaturesConfig(_Section):
+    crop: Literal["plain", "height_aware"] = "height_aware"
+    size: int = Field(24, ge=8, le=256)
+    mirror: bool = True
+    extra_inputs: bool = True
+
+
+class ModelConfig(_Section):
+    name: Literal["tiny_cnn", "resnet18", "mobilenet"] = "tiny_cnn"
+    width: int = Field(16, ge=4, le=256)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(0.003, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    head: Literal["single", "two_stage"] = "single"
+    num_workers: int = Field(0, ge=0)
+
+
+class TrainerConfig(_Section):
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
+
+
+DecoderName = Literal["argmax", "greedy", "constrained", "topk_legal", "continuity"]
+
+
+class EvaluateConfig(_Section):
+    decoders: list[DecoderName] = ["argmax", "greedy", "constrained", "topk_legal", "continuity"]
+    best_decoder: DecoderName = "constrained"
+    topk: int = Field(32, ge=1, le=1024)
+    strict: bool = True
+
+
+class EnergyConfig(_Section):
+    sample_interval_s: float = Field(0.1, gt=0.0, le=1.0)
+    cpu_watts_per_core: float = Field(10.0, gt=0.0)
+
+
+class ReportConfig(_Section):
+    min_points_per_kj: float = Field(0.5, ge=0.0)
+    min_points_per_ms: float = Field(0.5, ge=0.0)
+    target_board_acc: float = Field(0.9, ge=0.0, le=1.0)
+    latency_budget_ms: float = Field(50.0, gt=0.0)
+
+
+class Params(_Section):
+    seed: int = 7
+    profile_name: str = "default"
+    data: DataConfig = DataConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    energy: EnergyConfig = EnergyConfig()
+    report: ReportConfig = ReportConfig()
+
+
+def validate_params(raw: dict, source: str = "params.yaml") -> Params:
+    """Typed params from a plain dict; the first problem becomes a one-line UserError."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        raise UserError(_one_line(exc, source)) from None
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found (run from the repository root)") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of parameter groups, got {type(raw).__name__}")
+    return validate_params(raw, str(path))
+
+
+def _one_line(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _section_for(err["loc"][:-1])
+        valid = ", ".join(parent.model_fields) if parent else ""
+        return f"{source}: unknown key '{key}' (valid keys here: {valid})"
+    if kind == "literal_error":
+        choices = err.get("ctx", {}).get("expected", "")
+        return f"{source}: invalid value {err['input']!r} for '{key}' (valid choices: {choices})"
+    return f"{source}: invalid value {err.get('input')!r} for '{key}': {err['msg']}"
+
+
+def _section_for(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Params
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

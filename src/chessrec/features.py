@@ -1,0 +1,79 @@
+"""Featurize: one fixed-size crop per square for every board photo, grouped by split.
+
+The crops are cut by :func:`chessrec.geometry.square_crops`, the same function inference uses.
+Output per split: ``<split>.npz`` with ``crops`` (N, 64, 3, H, W) uint8, ``labels`` (N, 64),
+``game_id``, ``move_id`` and ``image_path`` (N,).  Same inputs and spec give the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from chessrec.errors import UserError
+from chessrec.geometry import CropSpec, square_crops
+from chessrec.imageio import read_rgb
+from chessrec.labels import BoardSample
+
+SPLITS = ("train", "val", "test")
+
+
+def crop_sample(sample: BoardSample, spec: CropSpec) -> np.ndarray:
+    return square_crops(read_rgb(sample.image_path), sample.corners, spec)
+
+
+def _crop_job(args: tuple[BoardSample, CropSpec]) -> np.ndarray:
+    return crop_sample(*args)
+
+
+def featurize(samples: list[BoardSample], spec: CropSpec, out_dir: Path, workers: int = 2) -> dict[str, int]:
+    """Write ``out_dir/<split>.npz`` for every split; returns boards per split."""
+    jobs = [(s, spec) for s in samples]
+    if workers > 1 and len(jobs) > 1:
+        with get_context("spawn").Pool(workers) as pool:
+            crops = list(tqdm(pool.imap(_crop_job, jobs, chunksize=8), total=len(jobs), desc="featurize", unit="board"))
+    else:
+        crops = [_crop_job(j) for j in tqdm(jobs, desc="featurize", unit="board")]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split in SPLITS:
+        idx = [i for i, s in enumerate(samples) if s.split == split]
+        h, w = spec.output_shape
+        arrays = {
+            "crops": np.stack([crops[i] for i in idx]) if idx else np.zeros((0, 64, 3, h, w), np.uint8),
+            "labels": np.stack([samples[i].labels for i in idx]).astype(np.int64) if idx else np.zeros((0, 64), np.int64),
+            "game_id": np.array([str(samples[i].game_id) for i in idx], dtype=str),
+            "move_id": np.array([samples[i].move_id for i in idx], dtype=np.int64),
+            "image_path": np.array([Path(samples[i].image_path).name for i in idx], dtype=str),
+        }
+        write_npz_atomic(out_dir / f"{split}.npz", arrays)
+        counts[split] = len(idx)
+    if counts.get("train", 0) == 0:
+        raise UserError("featurize: the dataset has no 'train' split samples")
+    return counts
+
+
+def load_features(path: Path) -> dict[str, np.ndarray]:
+    """A featurize output (``data/features/<split>.npz``) as a dict of arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise UserError(f"{path}: features not found (run `dvc repro featurize` first)") from None
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez through a temp file, so a crash never leaves a half-written array file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

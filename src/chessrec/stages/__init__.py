@@ -1,0 +1,18 @@
+"""Pipeline stage entry points (``python -m chessrec.stages.<name>``), each a few lines long.
+
+``dvc.yaml`` runs them; ``chessrec stage NAME`` runs one by hand.  Every stage validates
+``params.yaml`` into typed config before doing any work.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+STAGES = ("prepare", "featurize", "train", "evaluate")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("stage", help="run one pipeline stage by hand (dvc repro runs them all)")
+    parser.add_argument("name", choices=STAGES)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.set_defaults(func=lambda args: importlib.import_module(f"chessrec.stages.{args.name}").main(args.params))
