@@ -1,0 +1,26 @@
+"""Stage ``evaluate``: every decoder on the same test-set predictions; metrics, tables and plots via dvclive."""
+
+import sys
+
+from chessrec.config import load_params
+from chessrec.errors import UserError
+from chessrec.stages.paths import EVAL_LIVE, FEATURES, MODEL
+
+
+def main(params_path: str = "params.yaml") -> int:
+    params = load_params(params_path)
+    from chessrec.evaluation import run_evaluation
+
+    e = params.evaluate
+    run_evaluation(
+        FEATURES / "test.npz", MODEL, EVAL_LIVE, decoders=e.decoders, best_decoder=e.best_decoder,
+        topk=e.topk, strict=e.strict, energy=params.energy.model_dump(),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as exc:
+        sys.exit(f"evaluate: error: {exc}")
