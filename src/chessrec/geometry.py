@@ -1,13 +1,34 @@
-"""Board geometry, stated once and shared by featurize, training, evaluation and inference."""
+"""Board geometry, stated once and shared by featurize, training, evaluation and inference.
+
+Coordinates: image points are (x, y) pixels; the *board frame* measures in square widths with
+a8's outer corner at (0, 0) and h1's at (8, 8) (the standard diagram, White at the bottom), so
+square ``sq`` (python-chess index) spans files ``[sq % 8, sq % 8 + 1]`` and rows
+``[7 - sq // 8, 8 - sq // 8]``.  Corners are always in :data:`chessrec.labels.CORNER_NAMES`
+order (a8, h8, h1, a1), which is clockwise on screen for any camera looking down on the board.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
 import numpy as np
 
 from chessrec.errors import UserError
 
 #: where the a1 corner lies in the image -> how many quarter turns to rotate image-ordered corners
 A1_POSITIONS = ("bottom-left", "bottom-right", "top-right", "top-left")
+
+#: a board side shorter than this (pixels) cannot give usable 64 crops
+MIN_BOARD_SIDE_PX = 64.0
+
+_BOARD_UNIT_CORNERS = np.array([[0, 0], [8, 0], [8, 8], [0, 8]], dtype=np.float64)
+_FILES = np.arange(64) % 8
+_ROWS = 7 - np.arange(64) // 8  # row in the board frame (0 = rank 8)
 
 
 def order_corners(points, a1: str = "bottom-left") -> np.ndarray:
@@ -31,3 +52,281 @@ def order_corners(points, a1: str = "bottom-left") -> np.ndarray:
     # image_order[3] is the image's bottom-left; a1 must land at index 3 (bottom_left)
     a1_index_in_image = {"top-left": 0, "top-right": 1, "bottom-right": 2, "bottom-left": 3}[a1]
     return np.roll(image_order, 3 - a1_index_in_image, axis=0)
+
+
+def validate_corners(corners, image_shape: tuple[int, ...], min_side: float = MIN_BOARD_SIDE_PX) -> np.ndarray:
+    """Corners as float64 (4, 2), or a :class:`UserError` saying why they cannot be a board.
+
+    Rejects what would otherwise come out as a confident but meaningless FEN: points off the
+    image, a quad that is self-intersecting, non-convex or mirrored (not clockwise), and
+    boards too small to show pieces.
+    """
+    pts = np.asarray(corners, dtype=np.float64)
+    if pts.shape != (4, 2) or not np.all(np.isfinite(pts)):
+        raise UserError(f"board corners must be four finite (x, y) points, got shape {pts.shape}")
+    height, width = image_shape[:2]
+    if np.any(pts < -0.5) or np.any(pts[:, 0] > width - 0.5) or np.any(pts[:, 1] > height - 0.5):
+        raise UserError(f"board corners {pts.round(1).tolist()} lie outside the {width}x{height} image")
+    edges = np.roll(pts, -1, axis=0) - pts
+    sides = np.linalg.norm(edges, axis=1)
+    if sides.min() < min_side:
+        raise UserError(f"board is too small: shortest side {sides.min():.0f} px < {min_side:.0f} px")
+    turns = np.cross(edges, np.roll(edges, -1, axis=0))  # >0 == clockwise on screen (y down)
+    if not np.all(turns > 1e-6 * sides.max() ** 2):
+        raise UserError(
+            "board corners do not form a convex clockwise quadrilateral in a8, h8, h1, a1 order "
+            f"(self-intersecting, degenerate or mirrored): {pts.round(1).tolist()}"
+        )
+    return pts
+
+
+def board_homography(corners, side: float = 8.0) -> np.ndarray:
+    """3x3 homography from image pixels to the rectified board of ``side`` pixels (a8 top-left).
+
+    Its inverse (``np.linalg.inv``) maps the rectified board back into the image.
+    """
+    dst = (_BOARD_UNIT_CORNERS * (side / 8.0)).astype(np.float32)
+    return cv2.getPerspectiveTransform(np.asarray(corners, dtype=np.float32), dst).astype(np.float64)
+
+
+def _project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    p = np.c_[pts, np.ones(len(pts))] @ h.T
+    return p[:, :2] / p[:, 2:3]
+
+
+def camera_elevation(corners, image_shape: tuple[int, ...] | None = None) -> float:
+    """Camera elevation above the board plane at the board centre, degrees (90 = straight down).
+
+    Read off the foreshortening of the homography: a square seen at elevation e is squashed by
+    sin(e) along the direction pieces stand in the image.
+    """
+    shape = image_shape or _shape_around(np.asarray(corners, dtype=np.float64))
+    _, _, ratio, _ = _local_frames(board_homography(corners), np.array([[4.0, 4.0]]), shape)
+    return float(np.degrees(np.arcsin(ratio[0])))
+
+
+def _shape_around(pts: np.ndarray) -> tuple[int, int]:
+    """An image shape centred on the board, for callers that do not know the photo's size."""
+    far = np.abs(pts).max(axis=0) * 2.0 + 1.0
+    return int(far[1]), int(far[0])
+
+
+def _vertical_vanishing_point(img_to_board: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray | None:
+    """Image point (homogeneous) where the board normal vanishes, or None when it cannot be trusted.
+
+    Assumes square pixels and the principal point at the image centre; the focal length then
+    follows from the homography (Zhang's two constraints on the plane's rotation).  Photos that
+    were warped after capture break those assumptions, which shows as an implausible focal
+    length or a vertical far from the image's own; the caller then falls back to "image up".
+    """
+    height, width = image_shape[:2]
+    longest = float(max(height, width))
+    # centred coordinates in units of the image's longest side keep both constraints well scaled
+    centre = np.array([[1, 0, -width / 2], [0, 1, -height / 2], [0, 0, longest]], dtype=np.float64) / longest
+    g = centre @ np.linalg.inv(img_to_board)  # board -> centred image
+    g /= np.linalg.norm(g)
+    a, b = g[:, 0], g[:, 1]
+    rows = np.array([[a[0] * b[0] + a[1] * b[1], a[2] * b[2]],
+                     [a[0] ** 2 + a[1] ** 2 - b[0] ** 2 - b[1] ** 2, a[2] ** 2 - b[2] ** 2]])
+    inv_f2 = -(rows[:, 0] @ rows[:, 1]) / max(rows[:, 0] @ rows[:, 0], 1e-300)  # 1/f^2, f in image sides
+    if not 1.0 / 5.0 ** 2 < inv_f2 < 1.0 / 0.3 ** 2:
+        return None
+    if np.abs(rows @ np.array([inv_f2, 1.0])).max() > 0.05 * np.abs(rows[:, 0]).max() * inv_f2:
+        return None  # the two constraints disagree: not a plain pinhole photo
+    horizon = np.linalg.inv(g)[2]  # the horizon line in centred coordinates
+    vp = np.array([horizon[0] / inv_f2, horizon[1] / inv_f2, horizon[2]])
+    return np.linalg.inv(centre) @ vp
+
+
+def _local_frames(img_to_board: np.ndarray, board_pts: np.ndarray, image_shape: tuple[int, ...]):
+    """Per board point: image position, image "up" unit vector, foreshortening, pixels per square.
+
+    Pieces stand along the projected board normal: away from its vanishing point when that can
+    be estimated, else straight up in the image (a photo taken the usual way up).  The squash of
+    a square along "up" relative to across it is sin(elevation).
+    """
+    g = np.linalg.inv(img_to_board)  # board -> image
+    hom = np.c_[board_pts, np.ones(len(board_pts))] @ g.T
+    w = hom[:, 2:3]
+    xy = hom[:, :2] / w
+    # Jacobian of board -> image at each point: (G[:2,:2] - x g3[:2]) / w
+    jac = (g[None, :2, :2] - xy[:, :, None] * g[None, 2:3, :2]) / w[:, :, None]
+    up = np.tile([0.0, -1.0], (len(xy), 1))
+    vp = _vertical_vanishing_point(img_to_board, image_shape)
+    if vp is not None:
+        away = xy * vp[2] - vp[:2]  # direction from the vanishing point to each point (up to sign)
+        away /= np.maximum(np.linalg.norm(away, axis=1, keepdims=True), 1e-300)
+        horizon = img_to_board[2]
+        level = np.c_[xy, np.ones(len(xy))] @ horizon
+        towards_horizon = (away @ horizon[:2]) * -np.sign(level)
+        away *= np.where(towards_horizon < 0, -1.0, 1.0)[:, None]
+        if np.median(-away[:, 1]) > np.cos(np.radians(40.0)):
+            up = away
+    right = np.c_[-up[:, 1], up[:, 0]]  # up rotated clockwise on screen
+    inv = np.linalg.inv(jac)
+    per_px_up = np.linalg.norm(np.einsum("nij,nj->ni", inv, up), axis=1)  # squares per pixel
+    per_px_right = np.linalg.norm(np.einsum("nij,nj->ni", inv, right), axis=1)
+    ratio = np.clip(per_px_right / per_px_up, 0.0, 1.0)
+    return xy, up, ratio, 1.0 / per_px_right
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How each square is cut out; a model records the spec it was trained with.
+
+    ``plain`` cuts the square's own area from the rectified board (size x size).  ``height_aware``
+    cuts an upright box (2*size tall) around the square *and* the space above it up to
+    ``height_factor`` square widths, as seen from the camera: tall pieces keep their heads and the
+    box leans with the view instead of mixing neighbours.  ``side_factor`` widens outer files,
+    whose pieces lean outward under perspective.  ``mirror`` flips files a-d left-right so both
+    halves of the board look alike to the classifier.
+    """
+
+    kind: Literal["plain", "height_aware"] = "height_aware"
+    size: int = 32
+    mirror: bool = True
+    height_factor: float = 1.7
+    margin: float = 0.1
+    side_factor: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("plain", "height_aware"):
+            raise UserError(f"features.crop must be 'plain' or 'height_aware', got {self.kind!r}")
+        if not isinstance(self.size, int) or not 8 <= self.size <= 512:
+            raise UserError(f"features.size must be an integer in [8, 512], got {self.size!r}")
+        for name, low, high in (("height_factor", 0.0, 5.0), ("margin", 0.0, 1.0), ("side_factor", 0.0, 2.0)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise UserError(f"crop {name} must be in [{low}, {high}], got {value!r}")
+
+    @property
+    def output_shape(self) -> tuple[int, int]:
+        """(height, width) of one crop."""
+        return (self.size, self.size) if self.kind == "plain" else (2 * self.size, self.size)
+
+
+def square_features(square_index: int, mirror: bool = False) -> np.ndarray:
+    """Per-square side inputs for a model: [light colour, rank/7, file/7, crop was mirrored]."""
+    if not 0 <= int(square_index) < 64:
+        raise UserError(f"square index must be in [0, 63], got {square_index}")
+    file, rank = int(square_index) % 8, int(square_index) // 8
+    return np.array([(file + rank) % 2, rank / 7.0, file / 7.0, float(mirror and file < 4)], dtype=np.float32)
+
+
+def square_crops(image: np.ndarray, corners, spec: CropSpec) -> np.ndarray:
+    """The 64 square crops (64, 3, H, W) uint8, a1..h8, of an RGB image given its board corners."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise UserError(f"image must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
+    pts = validate_corners(corners, image.shape)
+    if spec.kind == "plain":
+        crops = _plain_crops(image, pts, spec.size)
+    else:
+        crops = _height_aware_crops(image, pts, spec)
+    if spec.mirror:
+        crops[_FILES < 4] = crops[_FILES < 4, :, ::-1]
+    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2))
+
+
+def _shrink(image: np.ndarray, quads: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image region covering ``quads``, resized by ``scale`` (<= 1), and the quads mapped into it.
+
+    Downscaling once with area averaging before the per-square warps avoids aliasing when a
+    photo's squares are many times larger than the crops.
+    """
+    height, width = image.shape[:2]
+    flat = quads.reshape(-1, 2)
+    x0, y0 = np.clip(np.floor(flat.min(0)).astype(int) - 1, 0, None)
+    x1 = int(np.clip(np.ceil(flat[:, 0].max()) + 2, 1, width))
+    y1 = int(np.clip(np.ceil(flat[:, 1].max()) + 2, 1, height))
+    roi = image[y0:y1, x0:x1]
+    if scale < 1.0:
+        roi = cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    else:
+        scale = 1.0
+    return roi, (quads - np.array([x0, y0])) * scale
+
+
+def _plain_crops(image: np.ndarray, pts: np.ndarray, size: int) -> np.ndarray:
+    side_px = np.linalg.norm(np.roll(pts, -1, axis=0) - pts, axis=1).max()
+    roi, (roi_pts,) = _shrink(image, pts[None], min(1.0, 1.5 * 8 * size / side_px))
+    board = cv2.warpPerspective(roi, board_homography(roi_pts, 8 * size), (8 * size, 8 * size),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # (row, size, file, size, 3) -> square order a1..h8
+    tiles = board.reshape(8, size, 8, size, 3).transpose(0, 2, 1, 3, 4)
+    return tiles[_ROWS, _FILES].copy()
+
+
+def height_aware_boxes(corners, spec: CropSpec, image_shape: tuple[int, ...]) -> np.ndarray:
+    """Image quads (64, 4, 2) cut for each square: top-left, top-right, bottom-right, bottom-left.
+
+    Each box is upright in the camera's view: its bottom edge is just below the square's near
+    edge, its top is where the head of a piece ``height_factor`` squares tall would appear, and
+    its sides bound the square's footprint (widened for outer files).
+    """
+    pts = np.asarray(corners, dtype=np.float64)
+    to_board = board_homography(pts)
+    centres = np.c_[_FILES + 0.5, _ROWS + 0.5]
+    centre_xy, up, ratio, square_px = _local_frames(to_board, centres, image_shape)
+    right = np.c_[-up[:, 1], up[:, 0]]  # up rotated clockwise on screen
+    offsets = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+    footprint = _project(np.linalg.inv(to_board), (centres[:, None] + offsets).reshape(-1, 2)).reshape(64, 4, 2)
+    rel = footprint - centre_xy[:, None]
+    along_right = np.einsum("nkd,nd->nk", rel, right)
+    along_up = np.einsum("nkd,nd->nk", rel, up)
+    rise = spec.height_factor * square_px * np.sqrt(np.clip(1.0 - ratio ** 2, 0.0, 1.0))
+    pad = spec.margin * square_px
+    outer = spec.side_factor * square_px * np.abs(_FILES - 3.5) / 3.5
+    left = along_right.min(1) - pad - outer
+    right_edge = along_right.max(1) + pad + outer
+    bottom = along_up.min(1) - pad
+    top = along_up.max(1) + rise + pad
+    corners_rel = np.stack([
+        np.c_[left, top], np.c_[right_edge, top], np.c_[right_edge, bottom], np.c_[left, bottom]
+    ], axis=1)  # (64, 4, [r, u])
+    return centre_xy[:, None] + corners_rel[..., :1] * right[:, None] + corners_rel[..., 1:] * up[:, None]
+
+
+def _height_aware_crops(image: np.ndarray, pts: np.ndarray, spec: CropSpec) -> np.ndarray:
+    boxes = height_aware_boxes(pts, spec, image.shape)
+    width_px = np.median(np.linalg.norm(boxes[:, 1] - boxes[:, 0], axis=1))
+    roi, boxes = _shrink(image, boxes, min(1.0, 1.5 * spec.size / max(width_px, 1e-6)))
+    out_h, out_w = spec.output_shape
+    dst = np.float32([[0, 0], [out_w, 0], [out_w, out_h]])
+    crops = np.empty((64, out_h, out_w, 3), dtype=np.uint8)
+    for sq in range(64):
+        affine = cv2.getAffineTransform(boxes[sq, :3].astype(np.float32), dst)
+        cv2.warpAffine(roi, affine, (out_w, out_h), dst=crops[sq], flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return crops
+
+
+def crop_contact_sheet(crops_per_board: list[np.ndarray], out_png: Path, titles: list[str] | None = None,
+                       gap: int = 2) -> Path:
+    """Write a PNG showing each board's 64 crops laid out as a diagram (a8 top-left), boards side by side."""
+    if not crops_per_board:
+        raise UserError("contact sheet needs at least one board of crops")
+    _, _, height, width = crops_per_board[0].shape
+    cell_h, cell_w = height + gap, width + gap
+    block_w = 8 * cell_w + 4 * gap
+    title_h = 14 if titles else 0
+    sheet = np.full((title_h + 8 * cell_h, len(crops_per_board) * block_w, 3), 255, dtype=np.uint8)
+    for b, crops in enumerate(crops_per_board):
+        if crops.shape != (64, 3, height, width):
+            raise UserError(f"board {b}: crops must be (64, 3, {height}, {width}), got {crops.shape}")
+        for sq in range(64):
+            y, x = title_h + _ROWS[sq] * cell_h, b * block_w + _FILES[sq] * cell_w
+            sheet[y:y + height, x:x + width] = crops[sq].transpose(1, 2, 0)
+        if titles:
+            cv2.putText(sheet, str(titles[b])[:40], (b * block_w + 2, 11), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 0, 0), 1)
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out_png.parent)
+    os.close(fd)
+    try:
+        if not cv2.imwrite(tmp, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+            raise UserError(f"could not write contact sheet {out_png}")
+        os.replace(tmp, out_png)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out_png

@@ -1,0 +1,202 @@
+"""Geometry: homographies, crop boxes for known camera poses, square order, bad corners."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from chessrec.errors import UserError
+from chessrec.geometry import (
+    CropSpec,
+    board_homography,
+    camera_elevation,
+    crop_contact_sheet,
+    height_aware_boxes,
+    order_corners,
+    square_crops,
+    square_features,
+    validate_corners,
+)
+
+IMAGE_SHAPE = (600, 800)
+
+
+def look_at_camera(elevation_deg: float, azimuth_deg: float, roll_deg: float = 0.0, distance: float = 16.0,
+                   focal_px: float = 700.0, image_shape=IMAGE_SHAPE):
+    """A pinhole camera (K, R, t) in the board frame (square units, a8 corner at the origin,
+    rows growing towards rank 1, z pointing down into the table) looking at the board centre.
+
+    Azimuth 0 is White's side, 90 the h-file side.
+    """
+    el, az, roll = np.radians([elevation_deg, azimuth_deg, roll_deg])
+    horizontal = np.array([np.sin(az), np.cos(az)])  # from board centre towards the camera
+    centre = np.array([4.0, 4.0, 0.0])
+    position = centre + distance * np.array([np.cos(el) * horizontal[0], np.cos(el) * horizontal[1], -np.sin(el)])
+    forward = (centre - position) / distance
+    right = np.array([horizontal[1], -horizontal[0], 0.0])
+    down = np.cross(forward, right)
+    right, down = (np.cos(roll) * right + np.sin(roll) * down, -np.sin(roll) * right + np.cos(roll) * down)
+    rotation = np.stack([right, down, forward])
+    k = np.array([[focal_px, 0, image_shape[1] / 2], [0, focal_px, image_shape[0] / 2], [0, 0, 1]])
+    return k, rotation, -rotation @ position
+
+
+def project(camera, points3d: np.ndarray) -> np.ndarray:
+    k, rotation, t = camera
+    cam = points3d @ rotation.T + t
+    pix = cam @ k.T
+    return pix[:, :2] / pix[:, 2:3]
+
+
+def board_corners(camera) -> np.ndarray:
+    return project(camera, np.array([[0, 0, 0], [8, 0, 0], [8, 8, 0], [0, 8, 0]], dtype=float))
+
+
+def square_colour(sq: int) -> np.ndarray:
+    return np.array([20 + 30 * (sq % 8), 20 + 30 * (sq // 8), 200], dtype=np.uint8)
+
+
+def photo_of_coloured_board(camera, image_shape=IMAGE_SHAPE, texel: int = 32) -> np.ndarray:
+    """The board plane, each square painted its own colour, photographed by ``camera``."""
+    texture = np.zeros((8 * texel, 8 * texel, 3), dtype=np.uint8)
+    for sq in range(64):
+        row, file = 7 - sq // 8, sq % 8
+        texture[row * texel:(row + 1) * texel, file * texel:(file + 1) * texel] = square_colour(sq)
+    k, rotation, t = camera
+    board_to_image = k @ np.c_[rotation[:, 0], rotation[:, 1], t] @ np.diag([1 / texel, 1 / texel, 1])
+    return cv2.warpPerspective(texture, board_to_image, (image_shape[1], image_shape[0]),
+                               borderValue=(90, 90, 90))
+
+
+POSES = [(35, 0, 0), (50, 90, 3), (60, 200, -4), (75, 315, 0), (88, 45, 2)]
+
+
+def test_board_homography_sends_corners_to_rectified_square():
+    camera = look_at_camera(55, 30)
+    corners = board_corners(camera)
+    h = board_homography(corners, side=400)
+    mapped = cv2.perspectiveTransform(corners[None].astype(np.float64), h)[0]
+    np.testing.assert_allclose(mapped, [[0, 0], [400, 0], [400, 400], [0, 400]], atol=1e-3)
+    # a board point (c4's centre) projected by the camera lands where the homography puts it
+    c4 = project(camera, np.array([[2.5, 4.5, 0.0]]))
+    np.testing.assert_allclose(cv2.perspectiveTransform(c4[None], h)[0], [[2.5 * 50, 4.5 * 50]], atol=1e-3)
+
+
+@pytest.mark.parametrize("pose", POSES)
+def test_plain_crops_follow_python_chess_square_order(pose):
+    camera = look_at_camera(*pose)
+    image = photo_of_coloured_board(camera)
+    crops = square_crops(image, board_corners(camera), CropSpec(kind="plain", size=16, mirror=False))
+    assert crops.shape == (64, 3, 16, 16) and crops.dtype == np.uint8
+    centres = crops[:, :, 8, 8].astype(int)
+    expected = np.stack([square_colour(sq) for sq in range(64)]).astype(int)
+    assert np.abs(centres - expected).max() <= 3
+
+
+@pytest.mark.parametrize("pose", POSES)
+def test_height_aware_box_holds_square_and_piece_head_for_known_camera_poses(pose):
+    camera = look_at_camera(*pose)
+    corners = board_corners(camera)
+    spec = CropSpec(kind="height_aware", size=32, height_factor=1.7)
+    boxes = height_aware_boxes(corners, spec, IMAGE_SHAPE)
+    files, rows = np.arange(64) % 8, 7 - np.arange(64) // 8
+    for sq in range(64):
+        tl, tr, br, bl = boxes[sq]
+        to_crop = cv2.getAffineTransform(np.float32([tl, tr, br]), np.float32([[0, 0], [1, 0], [1, 1]]))
+        x, y = files[sq], rows[sq]
+        # the square's four corners on the board, and the top of a 1.5-square-tall piece at its centre
+        points = np.array([[x, y, 0], [x + 1, y, 0], [x + 1, y + 1, 0], [x, y + 1, 0], [x + 0.5, y + 0.5, -1.5]])
+        inside = cv2.transform(project(camera, points.astype(float))[None], to_crop)[0]
+        assert np.all(inside > -0.02) and np.all(inside < 1.02), (pose, sq, inside)
+    # boxes stay local: no box is wider than two squares
+    square_px = np.linalg.norm(np.roll(corners, 1, axis=0) - corners, axis=1).max() / 8
+    assert np.linalg.norm(boxes[:, 1] - boxes[:, 0], axis=1).max() < 2.5 * square_px
+
+
+@pytest.mark.parametrize("elevation", [35.0, 55.0, 80.0])
+def test_camera_elevation_is_read_from_foreshortening(elevation):
+    camera = look_at_camera(elevation, 120, distance=40, focal_px=2000)
+    assert camera_elevation(board_corners(camera), IMAGE_SHAPE) == pytest.approx(elevation, abs=4.0)
+
+
+def test_height_aware_crops_are_upright_and_taller_than_wide():
+    camera = look_at_camera(45, 0)
+    image = photo_of_coloured_board(camera)
+    crops = square_crops(image, board_corners(camera), CropSpec(kind="height_aware", size=16, mirror=False))
+    assert crops.shape == (64, 3, 32, 16)
+    # camera on White's side: the lower part of e4's crop shows e4, the upper part the square behind (e5)
+    e4, e5 = 28, 36
+    assert np.abs(crops[e4, :, 28, 8].astype(int) - square_colour(e4)).max() <= 3
+    assert np.abs(crops[e4, :, 10, 8].astype(int) - square_colour(e5)).max() <= 3
+
+
+def test_mirror_flips_files_a_to_d_only():
+    camera = look_at_camera(60, 10)
+    image = photo_of_coloured_board(camera)
+    corners = board_corners(camera)
+    plain = square_crops(image, corners, CropSpec(kind="height_aware", size=16, mirror=False))
+    mirrored = square_crops(image, corners, CropSpec(kind="height_aware", size=16, mirror=True))
+    left = np.arange(64) % 8 < 4
+    np.testing.assert_array_equal(mirrored[left], plain[left][..., ::-1])
+    np.testing.assert_array_equal(mirrored[~left], plain[~left])
+
+
+def test_order_corners_puts_a1_where_the_caller_says():
+    square = [[10, 10], [110, 10], [110, 110], [10, 110]]
+    shuffled = [square[2], square[0], square[3], square[1]]
+    np.testing.assert_array_equal(order_corners(shuffled), square)
+    np.testing.assert_array_equal(order_corners(shuffled, a1="top-right")[3], [110, 10])
+
+
+@pytest.mark.parametrize(
+    ("corners", "message"),
+    [
+        ([[100, 100], [400, 100], [100, 400], [400, 400]], "convex clockwise"),  # self-intersecting
+        ([[100, 100], [100, 400], [400, 400], [400, 100]], "convex clockwise"),  # mirrored (anticlockwise)
+        ([[100, 100], [400, 100], [250, 150], [100, 400]], "convex clockwise"),  # non-convex
+        ([[100, 100], [140, 100], [140, 140], [100, 140]], "too small"),
+        ([[100, 100], [900, 100], [900, 400], [100, 400]], "outside"),
+        ([[100, 100], [400, 100], [400, np.nan], [100, 400]], "finite"),
+        ([[100, 100], [400, 100], [400, 400]], "finite"),
+    ],
+)
+def test_validate_corners_rejects_bad_quads(corners, message):
+    with pytest.raises(UserError, match=message):
+        validate_corners(corners, IMAGE_SHAPE)
+
+
+def test_square_crops_refuses_garbage_instead_of_cropping():
+    image = np.zeros((*IMAGE_SHAPE, 3), dtype=np.uint8)
+    with pytest.raises(UserError):
+        square_crops(image, [[100, 100], [100, 400], [400, 400], [400, 100]], CropSpec())
+    with pytest.raises(UserError, match="uint8"):
+        square_crops(image.astype(np.float32), [[100, 100], [400, 100], [400, 400], [100, 400]], CropSpec())
+
+
+@pytest.mark.parametrize("bad", [dict(kind="fancy"), dict(size=4), dict(size=32.0), dict(height_factor=-1.0)])
+def test_crop_spec_rejects_bad_parameters(bad):
+    with pytest.raises(UserError):
+        CropSpec(**bad)
+
+
+def test_crop_spec_output_shape():
+    assert CropSpec(kind="plain", size=24).output_shape == (24, 24)
+    assert CropSpec(kind="height_aware", size=24).output_shape == (48, 24)
+
+
+def test_square_features_encode_colour_rank_file_and_mirroring():
+    np.testing.assert_allclose(square_features(0, mirror=True), [0, 0, 0, 1])  # a1: dark, mirrored
+    np.testing.assert_allclose(square_features(63, mirror=True), [0, 1, 1, 0])  # h8: dark, right half
+    np.testing.assert_allclose(square_features(7), [1, 0, 1, 0])  # h1: light
+    with pytest.raises(UserError):
+        square_features(64)
+
+
+def test_contact_sheet_lays_out_boards_side_by_side(tmp_path):
+    crops = np.zeros((64, 3, 20, 10), dtype=np.uint8)
+    crops[56] = 255  # a8 goes top-left
+    out = crop_contact_sheet([crops, crops], tmp_path / "sheet.png", titles=["one", "two"])
+    sheet = cv2.imread(str(out))
+    assert sheet.shape[1] > 2 * 8 * 10 and sheet.shape[0] > 8 * 20
+    assert list(tmp_path.iterdir()) == [out]
