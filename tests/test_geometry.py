@@ -15,7 +15,6 @@ from chessrec.geometry import (
     height_aware_boxes,
     order_corners,
     square_crops,
-    square_features,
     validate_corners,
 )
 
@@ -183,14 +182,6 @@ def test_crop_spec_rejects_bad_parameters(bad):
 def test_crop_spec_output_shape():
     assert CropSpec(kind="plain", size=24).output_shape == (24, 24)
     assert CropSpec(kind="height_aware", size=24).output_shape == (48, 24)
-
-
-def test_square_features_encode_colour_rank_file_and_mirroring():
-    np.testing.assert_allclose(square_features(0, mirror=True), [0, 0, 0, 1])  # a1: dark, mirrored
-    np.testing.assert_allclose(square_features(63, mirror=True), [0, 1, 1, 0])  # h8: dark, right half
-    np.testing.assert_allclose(square_features(7), [1, 0, 1, 0])  # h1: light
-    with pytest.raises(UserError):
-        square_features(64)
 
 
 def test_contact_sheet_lays_out_boards_side_by_side(tmp_path):

@@ -39,6 +39,12 @@ class FeaturesConfig(_Section):
     mirror: bool = True
     extra_inputs: bool = True
 
+    def crop_spec(self):
+        """The :class:`chessrec.geometry.CropSpec` that featurize, training and inference share."""
+        from chessrec.geometry import CropSpec
+
+        return CropSpec(kind=self.crop, size=self.size, mirror=self.mirror)
+
 
 class ModelConfig(_Section):
     name: Literal["tiny_cnn", "resnet18", "mobilenet"] = "tiny_cnn"

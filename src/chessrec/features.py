@@ -12,6 +12,7 @@ import tempfile
 from multiprocessing import get_context
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -27,6 +28,10 @@ def crop_sample(sample: BoardSample, spec: CropSpec) -> np.ndarray:
     return square_crops(read_rgb(sample.image_path), sample.corners, spec)
 
 
+def _quiet_worker() -> None:
+    cv2.setNumThreads(1)  # one OpenCV thread per worker process: no oversubscription of the cores
+
+
 def _crop_job(args: tuple[BoardSample, CropSpec]) -> np.ndarray:
     return crop_sample(*args)
 
@@ -35,7 +40,7 @@ def featurize(samples: list[BoardSample], spec: CropSpec, out_dir: Path, workers
     """Write ``out_dir/<split>.npz`` for every split; returns boards per split."""
     jobs = [(s, spec) for s in samples]
     if workers > 1 and len(jobs) > 1:
-        with get_context("spawn").Pool(workers) as pool:
+        with get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
             crops = list(tqdm(pool.imap(_crop_job, jobs, chunksize=8), total=len(jobs), desc="featurize", unit="board"))
     else:
         crops = [_crop_job(j) for j in tqdm(jobs, desc="featurize", unit="board")]

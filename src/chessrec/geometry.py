@@ -205,14 +205,6 @@ class CropSpec:
         return (self.size, self.size) if self.kind == "plain" else (2 * self.size, self.size)
 
 
-def square_features(square_index: int, mirror: bool = False) -> np.ndarray:
-    """Per-square side inputs for a model: [light colour, rank/7, file/7, crop was mirrored]."""
-    if not 0 <= int(square_index) < 64:
-        raise UserError(f"square index must be in [0, 63], got {square_index}")
-    file, rank = int(square_index) % 8, int(square_index) // 8
-    return np.array([(file + rank) % 2, rank / 7.0, file / 7.0, float(mirror and file < 4)], dtype=np.float32)
-
-
 def square_crops(image: np.ndarray, corners, spec: CropSpec) -> np.ndarray:
     """The 64 square crops (64, 3, H, W) uint8, a1..h8, of an RGB image given its board corners."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

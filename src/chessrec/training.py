@@ -6,7 +6,7 @@ The checkpoint carries the model and crop settings it was trained with, so evalu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,7 @@ def photometric_jitter(x: torch.Tensor, generator: torch.Generator | None = None
 class SquareClassifierModule(pl.LightningModule):
     """Lightning wrapper: NLL on per-square log-probabilities, accuracy per epoch."""
 
-    def __init__(self, model: dict, features: dict, train: dict):
+    def __init__(self, model: dict, features: dict, train: dict, crop_spec: dict):
         super().__init__()
         self.save_hyperparameters()
         self.net = SquareClassifier(
@@ -110,7 +110,8 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
     val_set = square_dataset(load_features(features_dir / "val.npz"))
     loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers)
     module = SquareClassifierModule(
-        params.model.model_dump(), params.features.model_dump(), params.train.model_dump()
+        params.model.model_dump(), params.features.model_dump(), params.train.model_dump(),
+        asdict(params.features.crop_spec()),
     )
     trainer = build_trainer(params, logger, callbacks)
     trainer.fit(
@@ -156,6 +157,5 @@ def load_classifier(path: Path | str, device: str = "cpu") -> Classifier:
     except Exception as exc:  # a corrupt or foreign file: say so in one line
         raise UserError(f"{path}: not a chessrec checkpoint ({type(exc).__name__}: {exc})") from None
     module.eval()
-    feats = module.hparams["features"]
-    spec = CropSpec(kind=feats["crop"], size=feats["size"], mirror=feats["mirror"])
+    spec = CropSpec(**module.hparams["crop_spec"])
     return Classifier(module=module, crop_spec=spec, device=torch.device(device))

@@ -11,10 +11,10 @@ def main(params_path: str = "params.yaml") -> int:
     params = load_params(params_path)
     from chessrec.datasets import load_dataset
     from chessrec.features import featurize, load_features
-    from chessrec.geometry import CropSpec, crop_contact_sheet
+    from chessrec.geometry import crop_contact_sheet
 
     f = params.features
-    spec = CropSpec(kind=f.crop, size=f.size, mirror=f.mirror)
+    spec = f.crop_spec()
     samples = load_dataset("synthetic", RAW).samples
     counts = featurize(samples, spec, FEATURES, workers=params.data.workers)
     crop_contact_sheet(list(load_features(FEATURES / "test.npz")["crops"][:6]), PLOTS / "crops.png")

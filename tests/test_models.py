@@ -1,0 +1,62 @@
+"""Square classifier architectures, and a trained checkpoint carrying its crop geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from dvclive.lightning import DVCLiveLogger
+
+from chessrec.config import validate_params
+from chessrec.features import write_npz_atomic
+from chessrec.models import ARCHITECTURES, SquareClassifier, square_inputs
+from chessrec.training import fit, load_classifier
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("head", ["single", "two_stage"])
+def test_every_architecture_returns_normalised_log_probabilities(name, head):
+    net = SquareClassifier(name, width=8, dropout=0.0, head=head, extra_inputs=True).eval()
+    log_probs = net(torch.rand(5, 3, 48, 24), torch.tensor([0, 9, 27, 54, 63]))
+    assert log_probs.shape == (5, 13)
+    torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(5))
+
+
+def test_square_inputs_encode_colour_rank_and_file():
+    inputs = square_inputs(torch.tensor([0, 7, 63]))  # a1 dark, h1 light, h8 dark
+    torch.testing.assert_close(inputs, torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]))
+
+
+def _separable_features(path, n_boards, rng):
+    labels = rng.integers(0, 13, size=(n_boards, 64))
+    crops = (labels[:, :, None, None, None] * 18 + rng.integers(0, 10, size=(n_boards, 64, 3, 16, 8))).astype(np.uint8)
+    write_npz_atomic(path, {"crops": crops, "labels": labels})
+    return crops, labels
+
+
+def test_trained_checkpoint_predicts_and_records_its_crop_geometry(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "f").mkdir()
+    _separable_features(tmp_path / "f/train.npz", 24, rng)
+    crops, _ = _separable_features(tmp_path / "f/val.npz", 4, rng)
+    params = validate_params({"features": {"crop": "plain", "size": 8}, "model": {"width": 4},
+                              "train": {"epochs": 1, "batch_size": 128}})
+    logger = DVCLiveLogger(dir=str(tmp_path / "live"), report=None, save_dvc_exp=False, dvcyaml=False)
+    fit(params, tmp_path / "f", tmp_path / "m.ckpt", logger, callbacks=[])
+
+    classifier = load_classifier(tmp_path / "m.ckpt")
+    assert classifier.crop_spec == params.features.crop_spec()
+    probs = classifier.predict_proba(crops)
+    assert probs.shape == (4, 64, 13)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-5)
+    assert (tmp_path / "live/metrics.json").is_file()
+
+
+def test_loading_a_missing_or_foreign_checkpoint_is_a_user_error(tmp_path):
+    from chessrec.errors import UserError
+
+    with pytest.raises(UserError, match="not found"):
+        load_classifier(tmp_path / "nope.ckpt")
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="not a chessrec checkpoint"):
+        load_classifier(tmp_path / "bad.ckpt")
