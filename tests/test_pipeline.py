@@ -55,7 +55,7 @@ def test_repro_produces_model_metrics_and_plots(tiny_repo):
     train = json.loads((tiny_repo / "dvclive/train/metrics.json").read_text())
     assert {"loss", "acc"} <= set(train["train"]) and {"loss", "acc"} <= set(train["val"])
     assert (tiny_repo / "models/classifier.ckpt").stat().st_size > 10_000
-    for plot in ("plots/samples.png", "plots/crops.png", "dvclive/evaluate/plots/sklearn/confusion_matrix.json"):
+    for plot in ("plots/samples.jpg", "plots/crops.png", "dvclive/evaluate/plots/sklearn/confusion_matrix.json"):
         assert (tiny_repo / plot).is_file(), plot
     shown = run(["dvc", "plots", "show", "--json"], tiny_repo).stdout
     assert "confusion_matrix" in shown

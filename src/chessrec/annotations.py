@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from chessrec.fileio import atomic_open
 from chessrec.labels import CLASS_NAMES, CORNER_NAMES, EMPTY, BoardSample
 
 ANNOTATIONS_FILE = "annotations.json"
@@ -71,10 +71,8 @@ def write_annotations(samples: list[BoardSample], root: Path, info: dict | None 
     root = Path(root)
     doc = to_chessred(samples, root, info)
     target = root / ANNOTATIONS_FILE
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".annotations.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_open(target, "w") as fh:
         json.dump(doc, fh, indent=1, sort_keys=True)
-    os.replace(tmp, target)
     return target
 
 

@@ -7,8 +7,6 @@ Output per split: ``<split>.npz`` with ``crops`` (N, 64, 3, H, W) uint8, ``label
 
 from __future__ import annotations
 
-import os
-import tempfile
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from chessrec.errors import UserError
+from chessrec.fileio import atomic_open
 from chessrec.geometry import CropSpec, square_crops
 from chessrec.imageio import read_rgb
 from chessrec.labels import BoardSample
@@ -74,11 +73,5 @@ def load_features(path: Path) -> dict[str, np.ndarray]:
 
 def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """np.savez through a temp file, so a crash never leaves a half-written array file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        np.savez(fh, **arrays)

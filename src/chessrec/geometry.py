@@ -9,8 +9,6 @@ order (a8, h8, h1, a1), which is clockwise on screen for any camera looking down
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +17,7 @@ import cv2
 import numpy as np
 
 from chessrec.errors import UserError
+from chessrec.fileio import write_image
 
 #: where the a1 corner lies in the image -> how many quarter turns to rotate image-ordered corners
 A1_POSITIONS = ("bottom-left", "bottom-right", "top-right", "top-left")
@@ -310,15 +309,4 @@ def crop_contact_sheet(crops_per_board: list[np.ndarray], out_png: Path, titles:
             sheet[y:y + height, x:x + width] = crops[sq].transpose(1, 2, 0)
         if titles:
             cv2.putText(sheet, str(titles[b])[:40], (b * block_w + 2, 11), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 0, 0), 1)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out_png.parent)
-    os.close(fd)
-    try:
-        if not cv2.imwrite(tmp, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-            raise UserError(f"could not write contact sheet {out_png}")
-        os.replace(tmp, out_png)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out_png
+    return write_image(out_png, sheet)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from matplotlib.figure import Figure
 from chessrec.energy.distributed import gather
 from chessrec.energy.measurement import EnergyWarning, Measurement
 from chessrec.energy.meter import EnergyMeter
+from chessrec.fileio import write_atomic
 
 FIT, EPOCH = "fit", "epoch"
 PLOT_NAME = "energy_power.png"
@@ -136,19 +136,6 @@ def write_figure(figure: Figure, path: Path) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     write_atomic(path, buffer.getvalue())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _dvclive(trainer: pl.Trainer) -> Any | None:

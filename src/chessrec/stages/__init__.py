@@ -7,6 +7,10 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Callable
+
+from chessrec.errors import UserError
 
 STAGES = ("prepare", "featurize", "train", "evaluate")
 
@@ -16,3 +20,11 @@ def register(subparsers) -> None:
     parser.add_argument("name", choices=STAGES)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.set_defaults(func=lambda args: importlib.import_module(f"chessrec.stages.{args.name}").main(args.params))
+
+
+def run_stage(main: Callable[[], int], name: str) -> None:
+    """Run a stage as a script: a user mistake exits with one line, not a traceback."""
+    try:
+        sys.exit(main())
+    except UserError as exc:
+        sys.exit(f"{name}: error: {exc}")

@@ -1,9 +1,7 @@
 """Stage ``evaluate``: every decoder on the same test-set predictions; metrics, tables and plots via dvclive."""
 
-import sys
-
 from chessrec.config import load_params
-from chessrec.errors import UserError
+from chessrec.stages import run_stage
 from chessrec.stages.paths import EVAL_LIVE, FEATURES, MODEL
 
 
@@ -20,7 +18,4 @@ def main(params_path: str = "params.yaml") -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        sys.exit(f"evaluate: error: {exc}")
+    run_stage(main, "evaluate")

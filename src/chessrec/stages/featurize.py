@@ -1,9 +1,7 @@
 """Stage ``featurize``: perspective-aware square crops of every board in data/raw."""
 
-import sys
-
 from chessrec.config import load_params
-from chessrec.errors import UserError
+from chessrec.stages import run_stage
 from chessrec.stages.paths import FEATURES, PLOTS, RAW
 
 
@@ -24,7 +22,4 @@ def main(params_path: str = "params.yaml") -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        sys.exit(f"featurize: error: {exc}")
+    run_stage(main, "featurize")

@@ -1,9 +1,7 @@
 """Stage ``prepare``: render the embedded synthetic data set, or normalise a real one, into data/raw."""
 
-import sys
-
 from chessrec.config import load_params
-from chessrec.errors import UserError
+from chessrec.stages import run_stage
 from chessrec.stages.paths import PLOTS, RAW
 
 
@@ -20,12 +18,9 @@ def main(params_path: str = "params.yaml") -> int:
         )
     else:
         samples = import_dataset(d.source, d.path, RAW, skip_bad=d.skip_bad)
-    contact_sheet(samples, PLOTS / "samples.png")
+    contact_sheet(samples, PLOTS / "samples.jpg", n=16, tile=224)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        sys.exit(f"prepare: error: {exc}")
+    run_stage(main, "prepare")

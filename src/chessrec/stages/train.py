@@ -1,9 +1,7 @@
 """Stage ``train``: fit the square classifier with Lightning, logging loss, accuracy and energy via dvclive."""
 
-import sys
-
 from chessrec.config import load_params
-from chessrec.errors import UserError
+from chessrec.stages import run_stage
 from chessrec.stages.paths import FEATURES, MODEL, TRAIN_LIVE
 
 
@@ -27,7 +25,4 @@ def main(params_path: str = "params.yaml") -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        sys.exit(f"train: error: {exc}")
+    run_stage(main, "train")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from tqdm import tqdm
 from chessrec.annotations import write_annotations
 from chessrec.datasets import staged_dir
 from chessrec.errors import UserError
+from chessrec.fileio import write_image
 from chessrec.imageio import read_rgb
 from chessrec.labels import BoardSample
 from chessrec.synth.positions import game_positions, random_position
@@ -172,11 +171,4 @@ def contact_sheet(samples: list[BoardSample], out_png: Path, n: int = 16, tile: 
         cv2.putText(small, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         r, c = divmod(k, cols)
         sheet[r * tile:r * tile + small.shape[0], c * tile:c * tile + small.shape[1]] = small
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=f".{out_png.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data.tobytes())
-    os.replace(tmp, out_png)
-    return out_png
+    return write_image(out_png, sheet)
