@@ -1,0 +1,463 @@
+"""Decoding a board's 64 x 13 class probabilities into a position, with and without chess knowledge.
+
+The classifier scores every square on its own; a position is more than 64 independent guesses.
+Each decoder here reads the same log-probabilities and differs only in how much chess it knows:
+
+- ``argmax``: every square on its own (the domain-free baseline);
+- ``greedy``: a LiveChess2FEN-style greedy pass with per-type caps, for comparison;
+- ``constrained``: the exact most probable board under the piece-count rules;
+- ``topk_legal``: the first of the k most probable rule-abiding boards that python-chess accepts;
+- ``continuity``: for a game's frames, the most probable position reachable from the previous one.
+
+Piece-count rules (strict mode), per side: exactly one king; at most 8 pawns; no pawn on rank 1 or 8;
+promoted pieces (queens beyond 1, rooks, bishops, knights beyond 2) at most the number of missing pawns,
+hence at most 16 pieces.  Bishops' square colours are not tracked.  Non-strict mode (study and
+composition positions) drops the king and count rules but keeps "no pawn on the first or last rank",
+which no position can break; ``topk_legal`` then skips python-chess's validity check too.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import chess
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from chessrec.errors import UserError
+from chessrec.labels import EMPTY, NUM_CLASSES
+
+#: log-probabilities are floored here so that a zero probability stays finite and exactness holds.
+LOG_FLOOR = -50.0
+
+# class ids per side (white offset 0, black offset 6), in labels.CLASS_NAMES order
+PAWN, ROOK, KNIGHT, BISHOP, QUEEN, KING = range(6)
+_SIDES = (0, 6)
+#: pieces each side starts with; anything beyond is a promotion paid for by a missing pawn
+_INITIAL = {QUEEN: 1, ROOK: 2, BISHOP: 2, KNIGHT: 2}
+_BACK_RANKS = np.r_[0:8, 56:64]
+
+# Slots of the assignment formulation, per side: the king, the initial officers, and 8 "pawn slots" that
+# hold either a pawn or a promoted officer.  Filling slots with squares enumerates exactly the boards
+# that obey the count rules, so a rectangular assignment over 64 squares x (32 slots + 64 empties) solves
+# the constrained decode exactly.
+_SLOT_CLASS: list[int] = []  # class id of a fixed-type slot; 13 (White) or 14 (Black) for a pawn slot
+for _offset in _SIDES:
+    for _cls, _n in ((KING, 1), *_INITIAL.items(), (PAWN, 8)):
+        _SLOT_CLASS += [NUM_CLASSES + _offset // 6 if _cls == PAWN else _offset + _cls] * _n
+_N_SLOTS = len(_SLOT_CLASS)
+#: per assignment column, its column in the extended cost (13 classes + one pawn slot per side)
+_COLUMN_SOURCE = np.array(_SLOT_CLASS + [EMPTY] * 64)
+_IS_KING_COLUMN = np.isin(_COLUMN_SOURCE, [KING, 6 + KING])
+#: subtracted from the king columns' cost: makes them mandatory whenever some square may hold a king
+_COLUMN_BONUS = np.where(_IS_KING_COLUMN, 1e5, 0.0)
+#: classes a pawn slot may hold, per side: a pawn or a promoted officer
+_PAWN_SLOT_CLASSES = np.array([[o + PAWN, o + QUEEN, o + ROOK, o + BISHOP, o + KNIGHT] for o in _SIDES])
+_INFEASIBLE = 1e7  # cost of a forbidden (square, class); far above any board's total -log p
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How decoders trade chess knowledge against the classifier's word."""
+
+    strict: bool = True
+    topk: int = 32
+    #: nats by which the best reachable position may trail the frame's own decode before the chain breaks
+    break_margin: float = 12.0
+    #: plies searched between consecutive frames (2 = one missed frame)
+    max_plies: int = 2
+
+    def __post_init__(self) -> None:
+        if self.topk < 1:
+            raise UserError(f"evaluate.topk must be >= 1, got {self.topk}")
+        if not self.break_margin > 0:
+            raise UserError(f"break_margin must be > 0, got {self.break_margin}")
+        if self.max_plies not in (0, 1, 2):
+            raise UserError(f"max_plies must be 0, 1 or 2, got {self.max_plies}")
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One decoded board: class ids a1..h8, their summed log-probability, and whether it is a legal position."""
+
+    labels: np.ndarray
+    log_prob: float
+    valid: bool
+    moves: tuple[str, ...] = field(default=())
+
+
+def log_probs_of(probs: np.ndarray) -> np.ndarray:
+    """Floored natural-log probabilities, float64, of a (..., 64, 13) probability array."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape[-2:] != (64, NUM_CLASSES):
+        raise UserError(f"expected class probabilities of shape (..., 64, {NUM_CLASSES}), got {probs.shape}")
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(probs), LOG_FLOOR)
+
+
+def board_log_prob(log_probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(log_probs[np.arange(64), labels].sum())
+
+
+_CLASS_IDS = np.arange(12)[:, None]
+
+
+def board_of(labels: np.ndarray, turn: chess.Color = chess.WHITE) -> chess.Board:
+    """A python-chess board with this placement, no castling rights, no en-passant square.
+
+    Built from bitboards: parsing a FEN costs about 100 microseconds, which the k-best search cannot afford.
+    """
+    m = np.packbits(np.asarray(labels)[None, :] == _CLASS_IDS, axis=1, bitorder="little").view("<u8")[:, 0].tolist()
+    board = chess.Board(None)
+    board.pawns, board.rooks, board.knights, board.bishops, board.queens, board.kings = (
+        m[t] | m[6 + t] for t in range(6)
+    )
+    white, black = m[0] | m[1] | m[2] | m[3] | m[4] | m[5], m[6] | m[7] | m[8] | m[9] | m[10] | m[11]
+    board.occupied_co = [black, white]  # indexed by colour: chess.BLACK == 0
+    board.occupied = white | black
+    board.turn = turn
+    return board
+
+
+def is_valid_position(labels: np.ndarray) -> bool:
+    """Whether python-chess accepts the placement as a position with either side to move.
+
+    The side to move cannot be seen in a photo, so a board counts as valid when it is valid for White
+    or for Black to move (no castling rights, no en-passant square).
+    """
+    board = board_of(labels)
+    if board.is_valid():
+        return True
+    board.turn = chess.BLACK
+    return board.is_valid()
+
+
+def _decoded(log_probs: np.ndarray, labels: np.ndarray, moves: tuple[str, ...] = ()) -> Decoded:
+    labels = np.asarray(labels, dtype=np.int64)
+    return Decoded(labels, board_log_prob(log_probs, labels), is_valid_position(labels), moves)
+
+
+def _base_allowed() -> np.ndarray:
+    """(64, 13) mask of (square, class) pairs any position allows: no pawns on the first or last rank."""
+    allowed = np.ones((64, NUM_CLASSES), dtype=bool)
+    allowed[np.ix_(_BACK_RANKS, [PAWN, 6 + PAWN])] = False
+    return allowed
+
+
+_ALLOWED = _base_allowed()
+
+
+# --------------------------------------------------------------------------------------------- solvers
+def _solve_free(log_probs: np.ndarray, allowed: np.ndarray) -> np.ndarray | None:
+    """Best board without count rules: each square's most probable allowed class."""
+    if not allowed.any(axis=1).all():
+        return None
+    return np.where(allowed, log_probs, -np.inf).argmax(axis=1)
+
+
+def _solve_counts(log_probs: np.ndarray, allowed: np.ndarray) -> np.ndarray | None:
+    """Exact most probable board under the piece-count rules, as a rectangular assignment.
+
+    Returns None when the allowed (square, class) pairs admit no such board (e.g. no square may hold a king).
+    """
+    cost = np.where(allowed, -log_probs, _INFEASIBLE)
+    pawn_slot_costs = cost[:, _PAWN_SLOT_CLASSES]  # (64, 2 sides, 5 classes)
+    pawn_slot_choice = pawn_slot_costs.argmin(axis=2)
+    extended = np.concatenate((cost, pawn_slot_costs.min(axis=2)), axis=1)
+    slot_cost = extended[:, _COLUMN_SOURCE] - _COLUMN_BONUS
+    rows, cols = linear_sum_assignment(slot_cost)
+    if np.count_nonzero(_IS_KING_COLUMN[cols]) < 2 or (slot_cost[rows, cols] >= _INFEASIBLE / 2).any():
+        return None
+    source = _COLUMN_SOURCE[cols]
+    side = np.minimum(np.maximum(source - NUM_CLASSES, 0), 1)
+    pawn_slot_class = _PAWN_SLOT_CLASSES[side, pawn_slot_choice[rows, side]]
+    labels = np.empty(64, dtype=np.int64)
+    labels[rows] = np.where(source < NUM_CLASSES, source, pawn_slot_class)
+    return labels
+
+
+def _solver(strict: bool) -> Callable[[np.ndarray, np.ndarray], np.ndarray | None]:
+    return _solve_counts if strict else _solve_free
+
+
+def k_best_boards(log_probs: np.ndarray, k: int, strict: bool = True) -> Iterator[np.ndarray]:
+    """The k most probable rule-abiding boards, best first (Lawler's partitioning, lazily bounded).
+
+    After a board is taken, the rest of its subspace is split into disjoint parts ("squares before i
+    as in this board, square i different").  Each part is first queued with a cheap upper bound (every
+    square at its best allowed class, counts ignored) and only solved exactly when it reaches the
+    front of the queue, so confident squares, whose parts never get there, cost nothing.
+    """
+    solve = _solver(strict)
+    counter = itertools.count()
+    first = solve(log_probs, _ALLOWED)
+    if first is None:
+        return
+    # heap entries: (-score, tiebreak, exact, payload); payload is (allowed, labels) or (allowed, labels, order, i)
+    heap: list = [(-board_log_prob(log_probs, first), next(counter), True, (_ALLOWED, first))]
+    produced = 0
+    while heap and produced < k:
+        neg_score, _, exact, payload = heapq.heappop(heap)
+        if not exact:
+            allowed = _child_allowed(*payload)
+            labels = solve(log_probs, allowed)
+            if labels is not None:
+                heapq.heappush(heap, (-board_log_prob(log_probs, labels), next(counter), True, (allowed, labels)))
+            continue
+        allowed, labels = payload
+        yield labels
+        produced += 1
+        _push_children(heap, counter, log_probs, allowed, labels, -neg_score)
+
+
+def _child_allowed(allowed: np.ndarray, labels: np.ndarray, order: np.ndarray, i: int) -> np.ndarray:
+    child = allowed.copy()
+    fixed = order[:i]
+    child[fixed] = False
+    child[fixed, labels[fixed]] = True
+    child[order[i], labels[order[i]]] = False
+    return child
+
+
+def _push_children(heap, counter, log_probs, allowed, labels, score) -> None:
+    free = np.flatnonzero(allowed.sum(axis=1) > 1)
+    if free.size == 0:
+        return
+    chosen = log_probs[free, labels[free]]
+    alternatives = np.where(allowed[free], log_probs[free], -np.inf)
+    alternatives[np.arange(free.size), labels[free]] = -np.inf
+    alt_best = alternatives.max(axis=1)
+    by_margin = np.argsort(chosen - alt_best, kind="stable")  # least certain squares branch first
+    order, chosen, alt_best = free[by_margin], chosen[by_margin], alt_best[by_margin]
+    best = np.maximum(chosen, alt_best)
+    fixed_score = score - chosen.sum()  # squares with a single allowed class
+    prefix = np.concatenate(([0.0], np.cumsum(chosen)[:-1]))
+    suffix = np.concatenate((np.cumsum(best[::-1])[::-1][1:], [0.0]))
+    bounds = np.minimum(score, fixed_score + prefix + alt_best + suffix)
+    for i, bound in enumerate(bounds.tolist()):
+        if bound != -np.inf:
+            heapq.heappush(heap, (-bound, next(counter), False, (allowed, labels, order, i)))
+
+
+# -------------------------------------------------------------------------------------------- decoders
+def argmax(log_probs: np.ndarray, options: DecodeOptions) -> Decoded:
+    return _decoded(log_probs, log_probs.argmax(axis=1))
+
+
+def greedy(log_probs: np.ndarray, options: DecodeOptions) -> Decoded:
+    """LiveChess2FEN-style: most confident squares first, each takes its best class still under its cap.
+
+    Caps per side: 1 king, 8 pawns (never on the first or last rank), 16 pieces, and for officers the
+    initial number plus 8 (any count a promotion could reach); afterwards a missing king is put on the
+    square most likely to hold it.  Non-strict mode only keeps pawns off the back ranks.
+    """
+    if not options.strict:
+        return _decoded(log_probs, _solve_free(log_probs, _ALLOWED))
+    caps = {KING: 1, PAWN: 8, **{t: n + 8 for t, n in _INITIAL.items()}}
+    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+    side_total = {0: 0, 6: 0}
+    labels = np.full(64, EMPTY, dtype=np.int64)
+    masked = np.where(_ALLOWED, log_probs, -np.inf)
+    for square in np.argsort(-masked.max(axis=1), kind="stable"):
+        for cls in np.argsort(-masked[square], kind="stable"):
+            if cls == EMPTY:
+                break
+            side = 6 if cls >= 6 else 0
+            if np.isfinite(masked[square, cls]) and counts[cls] < caps[cls - side] and side_total[side] < 16:
+                labels[square] = cls
+                counts[cls] += 1
+                side_total[side] += 1
+                break
+    for king, other_king in ((KING, 6 + KING), (6 + KING, KING)):
+        if counts[king] == 0:
+            candidates = np.flatnonzero(labels != other_king)
+            labels[candidates[np.argmax(log_probs[candidates, king])]] = king
+    return _decoded(log_probs, labels)
+
+
+def constrained(log_probs: np.ndarray, options: DecodeOptions) -> Decoded:
+    labels = _solver(options.strict)(log_probs, _ALLOWED)
+    if labels is None:  # unreachable with the base mask, kept as a guard against future rules
+        return argmax(log_probs, options)
+    return _decoded(log_probs, labels)
+
+
+def topk_legal(log_probs: np.ndarray, options: DecodeOptions) -> Decoded:
+    """The most probable of the k best rule-abiding boards that is a valid position; else the best one."""
+    if not options.strict:
+        return constrained(log_probs, options)
+    best = None
+    for labels in k_best_boards(log_probs, options.topk, strict=True):
+        if is_valid_position(labels):
+            return Decoded(labels, board_log_prob(log_probs, labels), True)
+        best = labels if best is None else best
+    return _decoded(log_probs, best) if best is not None else argmax(log_probs, options)
+
+
+# ------------------------------------------------------------------------------------------ continuity
+_PIECE_ATTRS = ("pawns", "rooks", "knights", "bishops", "queens", "kings")
+
+
+def _masks(board: chess.Board) -> list[int]:
+    return [board.pawns, board.rooks, board.knights, board.bishops, board.queens, board.kings,
+            board.occupied_co[chess.WHITE], board.occupied_co[chess.BLACK]]
+
+
+def _placements(masks: list[list[int]]) -> np.ndarray:
+    """(M, 12, 64) bool piece occupancy from per-board bitboards (see :func:`_masks`), in class-id order."""
+    if not masks:
+        return np.zeros((0, 12, 64), dtype=bool)
+    bits = np.unpackbits(np.array(masks, dtype=np.uint64).view(np.uint8).reshape(len(masks), 8, 8), axis=2,
+                         bitorder="little").astype(bool)
+    kinds, colours = bits[:, :6], bits[:, 6:]
+    return np.concatenate((kinds & colours[:, :1], kinds & colours[:, 1:]), axis=1)
+
+
+def _labels_of_placement(placement: np.ndarray) -> np.ndarray:
+    return np.where(placement.any(axis=0), placement.argmax(axis=0), EMPTY).astype(np.int64)
+
+
+def roots_of(labels: np.ndarray) -> list[chess.Board]:
+    """The positions a decoded placement may stand for: each side to move that python-chess accepts.
+
+    Castling rights are assumed wherever king and rook stand on their original squares.
+    """
+    roots = []
+    for turn in (chess.WHITE, chess.BLACK):
+        board = board_of(labels, turn)
+        board.castling_rights = chess.BB_CORNERS
+        board.castling_rights = board.clean_castling_rights()
+        if board.is_valid():
+            roots.append(board)
+    return roots
+
+
+def reachable(roots: Sequence[chess.Board], max_plies: int) -> tuple[list[tuple[chess.Board, tuple[chess.Move, ...]]], np.ndarray]:
+    """Positions reachable from the roots by 0..max_plies legal moves, with their (M, 12, 64) placements.
+
+    Each entry is (root, moves); entries come in order of increasing ply count, so ties go to fewer moves.
+    """
+    entries: list[tuple[chess.Board, tuple[chess.Move, ...]]] = []
+    masks: list[list[int]] = []
+
+    def visit(root: chess.Board, board: chess.Board, moves: tuple[chess.Move, ...], depth: int) -> None:
+        if depth == 0:
+            return
+        for move in list(board.legal_moves):
+            board.push(move)
+            entries.append((root, (*moves, move)))
+            masks.append(_masks(board))
+            visit(root, board, (*moves, move), depth - 1)
+            board.pop()
+
+    for root in roots:
+        entries.append((root, ()))
+        masks.append(_masks(root))
+    for root in roots:
+        visit(root, root.copy(stack=False), (), max_plies)
+    order = sorted(range(len(entries)), key=lambda i: len(entries[i][1]))  # stable: fewest moves first
+    return [entries[i] for i in order], _placements([masks[i] for i in order])
+
+
+def _san(root: chess.Board, moves: Sequence[chess.Move]) -> tuple[str, ...]:
+    board = root.copy(stack=False)
+    sans = []
+    for move in moves:
+        sans.append(board.san(move))
+        board.push(move)
+    return tuple(sans)
+
+
+def _after(root: chess.Board, moves: Sequence[chess.Move]) -> chess.Board:
+    board = root.copy(stack=False)
+    for move in moves:
+        board.push(move)
+    return board
+
+
+def follow_moves(roots: Sequence[chess.Board], target: np.ndarray,
+                 max_plies: int = 2) -> tuple[tuple[str, ...], chess.Board] | None:
+    """The shortest legal move sequence (SAN) from one of the roots to the target placement, with the board after."""
+    target = np.asarray(target)
+    for plies in range(max_plies + 1):
+        entries, placements = reachable(roots, plies)
+        for (root, moves), placement in zip(entries, placements):
+            if len(moves) == plies and np.array_equal(_labels_of_placement(placement), target):
+                return _san(root, moves), _after(root, moves)
+    return None
+
+
+def moves_between(before: np.ndarray, after: np.ndarray, max_plies: int = 2) -> tuple[str, ...] | None:
+    """The shortest legal move sequence (SAN) turning one placement into another, either side moving first."""
+    found = follow_moves(roots_of(before), after, max_plies)
+    return None if found is None else found[0]
+
+
+def continuity(log_probs_seq: np.ndarray, options: DecodeOptions) -> list[Decoded]:
+    """Decode one game's frames in order, each as the most probable position reachable from the last.
+
+    Candidates are the positions 0, 1 or 2 legal moves (a missed frame) away from the previous decoded
+    position, with either side to move until a move has fixed it.  A candidate's score is its summed
+    log-probability.  When the best candidate trails the frame's own ``constrained`` decode by more than
+    ``break_margin`` nats (more than a couple of confidently contradicted squares), the chain is broken
+    (moves missed, a new game, a misread frame): the frame is decoded on its own with ``topk_legal`` and
+    the chain restarts from there.
+    """
+    decoded: list[Decoded] = []
+    roots: list[chess.Board] = []
+    for log_probs in np.asarray(log_probs_seq):
+        own = constrained(log_probs, options)
+        best = None
+        if roots:
+            entries, placements = reachable(roots, options.max_plies)
+            gains = log_probs[:, :12].T - log_probs[:, EMPTY][None, :]  # (12, 64)
+            scores = log_probs[:, EMPTY].sum() + np.einsum("mcs,cs->m", placements, gains)
+            index = int(np.argmax(scores))  # first maximum = fewest moves
+            if scores[index] >= own.log_prob - options.break_margin:
+                best = (entries[index], placements[index], float(scores[index]))
+        if best is None:
+            frame = topk_legal(log_probs, options)
+            decoded.append(frame)
+            roots = roots_of(frame.labels)
+            continue
+        (root, moves), placement, score = best
+        decoded.append(Decoded(_labels_of_placement(placement), score, True, _san(root, moves)))
+        if moves:  # the move fixes the side to move; without one, every root stays possible
+            roots = [_after(root, moves)]
+    return decoded
+
+
+# -------------------------------------------------------------------------------------------- registry
+BoardDecoder = Callable[[np.ndarray, DecodeOptions], Decoded]
+#: decoders of single boards, by name
+DECODERS: dict[str, BoardDecoder] = {
+    "argmax": argmax,
+    "greedy": greedy,
+    "constrained": constrained,
+    "topk_legal": topk_legal,
+}
+#: decoders of a game's frames in order, by name
+SEQUENCE_DECODERS: dict[str, Callable[[np.ndarray, DecodeOptions], list[Decoded]]] = {"continuity": continuity}
+DECODER_NAMES: tuple[str, ...] = (*DECODERS, *SEQUENCE_DECODERS)
+
+
+def check_decoder(name: str) -> str:
+    if name not in DECODER_NAMES:
+        raise UserError(f"unknown decoder {name!r}; choose one of {', '.join(DECODER_NAMES)}")
+    return name
+
+
+def decode(name: str, probs: np.ndarray, options: DecodeOptions = DecodeOptions()) -> Decoded:
+    """Decode one board's (64, 13) class probabilities; ``continuity`` on a single frame decodes it on its own."""
+    return decode_sequence(name, np.asarray(probs)[None], options)[0]
+
+
+def decode_sequence(name: str, probs: np.ndarray, options: DecodeOptions = DecodeOptions()) -> list[Decoded]:
+    """Decode (N, 64, 13) probabilities of frames in game order (order matters only for ``continuity``)."""
+    log_probs = log_probs_of(probs)
+    if check_decoder(name) in SEQUENCE_DECODERS:
+        return SEQUENCE_DECODERS[name](log_probs, options)
+    return [DECODERS[name](lp, options) for lp in log_probs]

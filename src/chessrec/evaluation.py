@@ -1,0 +1,432 @@
+"""The evaluation suite: every decoder on identical model outputs, side by side.
+
+The classifier runs once over the test boards; each decoder then reads the very same
+probabilities, so any difference in the metrics is the decoder's doing.  Metrics go to dvclive
+nested as ``decoders/<name>/<metric>`` (one ``dvc exp show`` column each), with the chosen decoder's
+headline figures at top level; tables and plots go beside them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from chessrec.decoding import (
+    SEQUENCE_DECODERS,
+    DecodeOptions,
+    check_decoder,
+    decode_sequence,
+    follow_moves,
+    roots_of,
+)
+from chessrec.errors import UserError
+from chessrec.labels import CLASS_NAMES, CLASS_SYMBOLS, EMPTY, NUM_CLASSES
+
+#: board metrics, in table order: (key, column title)
+BOARD_METRICS: tuple[tuple[str, str], ...] = (
+    ("square_acc", "square acc"),
+    ("board_acc", "board acc"),
+    ("board_acc_le1", "boards <= 1 error"),
+    ("errors_per_board", "errors / board"),
+    ("occupancy_acc", "occupancy acc"),
+    ("valid_rate", "legal positions"),
+    ("move_recall", "moves recovered"),
+    ("latency_p50_ms", "decode p50 ms"),
+    ("latency_p95_ms", "decode p95 ms"),
+)
+
+
+@dataclass(frozen=True)
+class DecoderRun:
+    """One decoder's output over the test boards (in input order)."""
+
+    name: str
+    labels: np.ndarray  # (N, 64)
+    valid: np.ndarray  # (N,) bool
+    moves: list[tuple[str, ...]]
+    latency_s: np.ndarray  # (N,) decoding time per board
+
+
+def game_sequences(game_id: np.ndarray, move_id: np.ndarray) -> list[np.ndarray]:
+    """Board indices grouped by game, each in move order: the frames continuity decodes as a chain."""
+    game_id, move_id = np.asarray(game_id).astype(str), np.asarray(move_id)
+    return [np.flatnonzero(game_id == g)[np.argsort(move_id[game_id == g], kind="stable")] for g in np.unique(game_id)]
+
+
+def run_decoder(name: str, probs: np.ndarray, sequences: list[np.ndarray], options: DecodeOptions) -> DecoderRun:
+    """Decode all boards; a sequence decoder's time per game is shared evenly among its frames."""
+    n = probs.shape[0]
+    labels = np.empty((n, 64), dtype=np.int64)
+    valid = np.empty(n, dtype=bool)
+    moves: list[tuple[str, ...]] = [()] * n
+    latency = np.empty(n)
+    chunks = sequences if name in SEQUENCE_DECODERS else [np.array([i]) for i in range(n)]
+    for idx in tqdm(chunks, desc=f"decode {name}", unit="game" if name in SEQUENCE_DECODERS else "board", leave=False):
+        start = time.perf_counter()
+        decoded = decode_sequence(name, probs[idx], options)
+        latency[idx] = (time.perf_counter() - start) / len(idx)
+        for i, d in zip(idx, decoded):
+            labels[i], valid[i], moves[i] = d.labels, d.valid, d.moves
+    return DecoderRun(name, labels, valid, moves, latency)
+
+
+def board_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Per-square and per-board correctness of (N, 64) predicted against true class ids."""
+    errors = (pred != true).sum(axis=1)
+    return {
+        "square_acc": float((pred == true).mean()),
+        "board_acc": float((errors == 0).mean()),
+        "board_acc_le1": float((errors <= 1).mean()),
+        "errors_per_board": float(errors.mean()),
+        "occupancy_acc": float(((pred == EMPTY) == (true == EMPTY)).mean()),
+    }
+
+
+def confusion_matrix(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(13, 13) counts, rows = true class, columns = predicted class."""
+    return np.bincount(true.ravel() * NUM_CLASSES + pred.ravel(), minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def per_class_scores(confusion: np.ndarray) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
+    tp = np.diag(confusion).astype(float)
+    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
+    return {
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(CLASS_NAMES, precision, recall, f1, support)
+    }
+
+
+def true_moves(labels: np.ndarray, sequences: list[np.ndarray]) -> dict[int, tuple[str, ...]]:
+    """For each frame after the first of a game, the moves (SAN) that led to it from the previous frame.
+
+    The game is followed from its first frame, so the side to move is known once a move is seen.
+    Frames not reachable by at most two legal moves (gaps in the recording) are left out and the
+    game is picked up again from them.
+    """
+    found = {}
+    for idx in sequences:
+        roots = roots_of(labels[idx[0]])
+        for cur in idx[1:]:
+            step = follow_moves(roots, labels[cur])
+            if step is None:
+                roots = roots_of(labels[cur])
+                continue
+            if step[0]:
+                found[int(cur)] = step[0]
+                roots = [step[1]]
+    return found
+
+
+def move_recall(run: DecoderRun, truth: dict[int, tuple[str, ...]], true_labels: np.ndarray,
+                sequences: list[np.ndarray]) -> float:
+    """Share of the games' moves a decoder recovers (NaN when the test set has no moves).
+
+    ``continuity`` states its moves; for a decoder of single boards, a transition's moves count as
+    recovered when both of its boards are read exactly (moves are then read off unambiguously).
+    """
+    total = sum(len(m) for m in truth.values())
+    if total == 0:
+        return float("nan")
+    correct = (run.labels == true_labels).all(axis=1)
+    previous = {int(cur): int(prev) for idx in sequences for prev, cur in zip(idx[:-1], idx[1:])}
+    recovered = 0
+    for frame, moves in truth.items():
+        if run.name in SEQUENCE_DECODERS:
+            recovered += len(moves) if run.moves[frame] == moves else 0
+        elif correct[frame] and correct[previous[frame]]:
+            recovered += len(moves)
+    return recovered / total
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """All decoders' results on one test set, with the figures derived from them."""
+
+    runs: dict[str, DecoderRun]
+    metrics: dict[str, dict[str, float]]  # decoder -> metric -> value
+    confusion: dict[str, np.ndarray]
+    per_class: dict[str, dict[str, dict[str, float]]]
+
+
+def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, game_id: np.ndarray, move_id: np.ndarray,
+                         decoders: Sequence[str], options: DecodeOptions = DecodeOptions()) -> Evaluation:
+    """Decode identical (N, 64, 13) probabilities with each decoder and score against (N, 64) labels."""
+    if probs.shape[:2] != labels.shape or probs.shape[1:] != (64, NUM_CLASSES):
+        raise UserError(f"probabilities {probs.shape} do not match labels {labels.shape}")
+    sequences = game_sequences(game_id, move_id)
+    truth = true_moves(labels, sequences)
+    runs, metrics, confusion, per_class = {}, {}, {}, {}
+    for name in decoders:
+        run = runs[name] = run_decoder(check_decoder(name), probs, sequences, options)
+        metrics[name] = {
+            **board_metrics(run.labels, labels),
+            "valid_rate": float(run.valid.mean()),
+            "move_recall": move_recall(run, truth, labels, sequences),
+            "latency_p50_ms": float(np.percentile(run.latency_s, 50) * 1e3),
+            "latency_p95_ms": float(np.percentile(run.latency_s, 95) * 1e3),
+        }
+        confusion[name] = confusion_matrix(run.labels, labels)
+        per_class[name] = per_class_scores(confusion[name])
+    return Evaluation(runs, metrics, confusion, per_class)
+
+
+# ------------------------------------------------------------------------------------------ the stage
+def run_evaluation(features_npz: Path, model_path: Path, out_dir: Path, decoders: Sequence[str], best_decoder: str,
+                   topk: int = 32, strict: bool = True, energy: Mapping[str, float] | None = None,
+                   latency_boards: int = 32, live=None) -> dict[str, float]:
+    """The ``evaluate`` stage body: model once, every decoder, metrics and plots into ``out_dir`` via dvclive.
+
+    Latency is per board: the model on single boards (``latency_boards`` of them, after a warm-up) and
+    each decoder on every board.  Inference energy per board is the model plus ``best_decoder`` over
+    the whole set in one :class:`chessrec.energy.EnergyMeter` window, labelled measured or estimated.
+    Returns the flat metrics logged.
+    """
+    from chessrec.energy import EnergyMeter
+    from chessrec.features import load_features
+    from chessrec.training import load_classifier
+
+    decoders = [check_decoder(d) for d in decoders]
+    if check_decoder(best_decoder) not in decoders:
+        raise UserError(f"evaluate.best_decoder {best_decoder!r} is not among evaluate.decoders {decoders}")
+    options = DecodeOptions(strict=strict, topk=topk)
+    features = load_features(Path(features_npz))
+    crops, labels = features["crops"], features["labels"]
+    if len(labels) == 0:
+        raise UserError(f"{features_npz}: no boards to evaluate")
+    classifier = load_classifier(model_path)
+    if tuple(crops.shape[-2:]) != tuple(classifier.crop_spec.output_shape):
+        raise UserError(f"{features_npz}: crops are {crops.shape[-2:]} but {model_path} expects "
+                        f"{classifier.crop_spec.output_shape}; re-run featurize with the model's features params")
+
+    model_latency = _model_latency(classifier, crops[:latency_boards])
+    with EnergyMeter(**dict(energy or {})) as meter:
+        meter.begin_window("inference")
+        probs = classifier.predict_proba(crops)
+        for idx in game_sequences(features["game_id"], features["move_id"]):
+            decode_sequence(best_decoder, probs[idx], options)
+        inference = meter.end_window("inference")
+    evaluation = evaluate_predictions(probs, labels, features["game_id"], features["move_id"], decoders, options)
+
+    flat = headline_metrics(evaluation, best_decoder)
+    flat.update({
+        "latency/model_p50_ms": float(np.percentile(model_latency, 50) * 1e3),
+        "latency/model_p95_ms": float(np.percentile(model_latency, 95) * 1e3),
+        "energy/inference_j_per_board": inference.total_energy_j / len(labels),
+        "energy/measured": float(not inference.is_estimate),
+    })
+    if live is None:
+        from dvclive import Live
+
+        live_context = Live(str(out_dir), report=None, save_dvc_exp=False, dvcyaml=False)
+    else:
+        live_context = contextlib.nullcontext(live)
+    with live_context as target:
+        write_outputs(evaluation, flat, target, Path(out_dir), crops, labels, model_latency, best_decoder,
+                      inference.summary(), classifier.crop_spec.mirror)
+    accuracies = ", ".join(f"{name} {m['board_acc']:.3f}" for name, m in evaluation.metrics.items())
+    print(f"evaluate: {len(labels)} boards, board accuracy {accuracies}; best = {best_decoder} -> {out_dir}")
+    return flat
+
+
+def _model_latency(classifier, crops: np.ndarray) -> np.ndarray:
+    classifier.predict_proba(crops[:1])  # warm-up: first call pays for lazy initialisation
+    times = []
+    for i in range(len(crops)):
+        start = time.perf_counter()
+        classifier.predict_proba(crops[i:i + 1])
+        times.append(time.perf_counter() - start)
+    return np.array(times)
+
+
+def headline_metrics(evaluation: Evaluation, best_decoder: str) -> dict[str, float]:
+    """Flat metric names for dvclive: the best decoder's headline at top level, every decoder nested."""
+    best = evaluation.metrics[best_decoder]
+    flat = {key: best[key] for key in ("square_acc", "board_acc", "errors_per_board")}
+    for name, values in evaluation.metrics.items():
+        flat.update({f"decoders/{name}/{key}": value for key, value in values.items()})
+    return flat
+
+
+def write_outputs(evaluation: Evaluation, flat: Mapping[str, float], live, out_dir: Path, crops: np.ndarray,
+                  labels: np.ndarray, model_latency: np.ndarray, best_decoder: str, energy_summary: Mapping,
+                  mirrored: bool) -> None:
+    """Metrics, the markdown table, per-class scores, energy provenance and plots."""
+    for name, value in flat.items():
+        live.log_metric(name, value if np.isfinite(value) else 0.0, plot=False)
+    best_run = evaluation.runs[best_decoder]
+    live.log_sklearn_plot("confusion_matrix", [CLASS_NAMES[c] for c in labels.ravel()],
+                          [CLASS_NAMES[c] for c in best_run.labels.ravel()], name="confusion_matrix.json")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(out_dir / "decoders.md", decoders_table(evaluation, best_decoder, flat, energy_summary))
+    _write_text(out_dir / "per_class.json", json.dumps(evaluation.per_class, indent=2))
+    _write_text(out_dir / "energy.json", json.dumps(dict(energy_summary), indent=2))
+    live.log_image("decoders.png", decoder_bars(evaluation.metrics))
+    live.log_image("confusion_matrix.png", confusion_figure(evaluation.confusion[best_decoder], best_decoder))
+    live.log_image("worst_boards.png", worst_boards(crops, labels, best_run.labels, best_decoder, mirrored))
+    live.log_image("latency.png", latency_histogram({n: r.latency_s for n, r in evaluation.runs.items()}, model_latency))
+
+
+def decoders_table(evaluation: Evaluation, best_decoder: str, flat: Mapping[str, float],
+                   energy_summary: Mapping) -> str:
+    """Markdown: decoders side by side, then the best decoder's per-class scores and the inference cost."""
+    lines = ["# Decoders on identical model outputs", "",
+             "| decoder | " + " | ".join(title for _, title in BOARD_METRICS) + " |",
+             "|---|" + "---:|" * len(BOARD_METRICS)]
+    for name, values in evaluation.metrics.items():
+        cells = [_cell(key, values[key]) for key, _ in BOARD_METRICS]
+        lines.append(f"| {name}{' (best)' if name == best_decoder else ''} | " + " | ".join(cells) + " |")
+    method = ", ".join(f"{device}: {m}" for device, m in energy_summary.get("methods", {}).items())
+    lines += ["", f"Model latency per board: p50 {flat['latency/model_p50_ms']:.2f} ms, "
+                  f"p95 {flat['latency/model_p95_ms']:.2f} ms (single boards).",
+              f"Inference energy per board (model + {best_decoder}): {flat['energy/inference_j_per_board']:.3f} J, "
+              f"{'measured' if flat['energy/measured'] else 'ESTIMATED'} ({method or 'no device'}).",
+              "", f"## Per class ({best_decoder})", "", "| class | precision | recall | F1 | support |",
+              "|---|---:|---:|---:|---:|"]
+    for cls, s in evaluation.per_class[best_decoder].items():
+        lines.append(f"| {cls} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(key: str, value: float) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.2f}" if key.endswith("_ms") or key == "errors_per_board" else f"{value:.3f}"
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------------------------- plots
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def decoder_bars(metrics: Mapping[str, Mapping[str, float]]):
+    """Grouped bars: square, board and at-most-one-error accuracy of each decoder."""
+    keys = (("square_acc", "square acc"), ("board_acc", "board acc"), ("board_acc_le1", "boards <= 1 error"))
+    fig = _figure(8, 4)
+    ax = fig.add_subplot()
+    x = np.arange(len(metrics))
+    width = 0.8 / len(keys)
+    for i, (key, title) in enumerate(keys):
+        values = [m[key] for m in metrics.values()]
+        bars = ax.bar(x + (i - (len(keys) - 1) / 2) * width, values, width, label=title)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, list(metrics))
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel("share")
+    ax.set_title("Decoders on identical model outputs")
+    ax.legend(loc="upper center", ncol=len(keys), fontsize=8)
+    return fig
+
+
+def confusion_figure(confusion: np.ndarray, decoder: str):
+    """Row-normalised confusion matrix with counts, true class down, predicted across."""
+    fig = _figure(7, 6)
+    ax = fig.add_subplot()
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(confusion):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=6,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ticks = np.arange(NUM_CLASSES)
+    ax.set_xticks(ticks, CLASS_NAMES, rotation=90, fontsize=7)
+    ax.set_yticks(ticks, CLASS_NAMES, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Confusion matrix ({decoder})")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of true class")
+    return fig
+
+
+#: chess glyphs for the board diagrams (matplotlib ships DejaVu Sans, which has them)
+_GLYPHS = dict(zip(CLASS_SYMBOLS, "\u2659\u2656\u2658\u2657\u2655\u2654\u265f\u265c\u265e\u265d\u265b\u265a "))
+_LIGHT, _DARK, _WRONG = (240, 217, 181), (181, 136, 99), (230, 80, 80)
+
+
+def _crop_mosaic(crops: np.ndarray, mirrored: bool) -> np.ndarray:
+    """The 64 crops (64, 3, H, W) tiled as a diagram: rank 8 on top, files a..h left to right."""
+    tiles = crops.transpose(0, 2, 3, 1).copy()
+    if mirrored:  # undo the training-time flip of files a-d so the mosaic reads naturally
+        tiles[np.arange(64) % 8 < 4] = tiles[np.arange(64) % 8 < 4, :, ::-1]
+    rows = [np.concatenate(list(tiles[rank * 8:rank * 8 + 8]), axis=1) for rank in range(7, -1, -1)]
+    return np.concatenate(rows, axis=0)
+
+
+def _draw_diagram(draw, origin: tuple[int, int], labels: np.ndarray, wrong: np.ndarray, cell: int, font) -> None:
+    x0, y0 = origin
+    for square in range(64):
+        file, row = square % 8, 7 - square // 8
+        colour = _WRONG if wrong[square] else (_LIGHT if (file + row) % 2 == 0 else _DARK)
+        box = (x0 + file * cell, y0 + row * cell, x0 + (file + 1) * cell - 1, y0 + (row + 1) * cell - 1)
+        draw.rectangle(box, fill=colour)
+        glyph = _GLYPHS[CLASS_SYMBOLS[labels[square]]]
+        if glyph != " ":
+            draw.text((box[0] + cell / 2, box[1] + cell / 2), glyph, fill=(0, 0, 0), font=font, anchor="mm")
+
+
+def worst_boards(crops: np.ndarray, true: np.ndarray, pred: np.ndarray, decoder: str, mirrored: bool,
+                 n: int = 6, cell: int = 32) -> np.ndarray:
+    """The boards with most errors as one RGB sheet: what the model saw, the truth, the decoded board.
+
+    Drawn with PIL rather than matplotlib: a few hundred glyphs in matplotlib cost seconds per sheet.
+    """
+    from matplotlib import get_data_path
+    from PIL import Image, ImageDraw, ImageFont
+
+    fonts = Path(get_data_path()) / "fonts" / "ttf"
+    glyph_font = ImageFont.truetype(str(fonts / "DejaVuSans.ttf"), int(cell * 0.8))
+    title_font = ImageFont.truetype(str(fonts / "DejaVuSans.ttf"), 14)
+    errors = (pred != true).sum(axis=1)
+    worst = np.argsort(-errors, kind="stable")[:n]
+    side, title, gap = 8 * cell, 22, 12
+    mosaic_width = int(round(side * crops.shape[-1] / crops.shape[-2]))
+    sheet = Image.new("RGB", (mosaic_width + 2 * side + 4 * gap, len(worst) * (side + title + gap) + gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, i in enumerate(worst):
+        y = gap + row * (side + title + gap)
+        mosaic = Image.fromarray(_crop_mosaic(crops[i], mirrored)).resize((mosaic_width, side))
+        sheet.paste(mosaic, (gap, y + title))
+        columns = (gap, 2 * gap + mosaic_width, 3 * gap + mosaic_width + side)
+        headings = (f"#{i} crops", "true", f"{decoder}: {errors[i]} error(s)")
+        for x, heading in zip(columns, headings):
+            draw.text((x, y), heading, fill=(0, 0, 0), font=title_font)
+        _draw_diagram(draw, (columns[1], y + title), true[i], np.zeros(64, bool), cell, glyph_font)
+        _draw_diagram(draw, (columns[2], y + title), pred[i], pred[i] != true[i], cell, glyph_font)
+    return np.asarray(sheet)
+
+
+def latency_histogram(decoder_latency: Mapping[str, np.ndarray], model_latency: np.ndarray):
+    """Per-board latency distributions, log-scaled: the model on one board, then each decoder."""
+    fig = _figure(8, 4)
+    ax = fig.add_subplot()
+    series = {"model": model_latency, **decoder_latency}
+    all_ms = np.concatenate([np.asarray(v) * 1e3 for v in series.values()])
+    low, high = max(all_ms.min(), 1e-3), max(all_ms.max(), 1e-2)
+    bins = np.geomspace(low * 0.9, high * 1.1, 40)
+    for name, seconds in series.items():
+        ax.hist(np.asarray(seconds) * 1e3, bins=bins, histtype="step", linewidth=1.5, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per board")
+    ax.set_ylabel("boards")
+    ax.set_title("Latency per board: model and decoders")
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,218 @@
+"""Decoders on crafted probability matrices: what chess knowledge must fix, and what it must leave alone."""
+
+from __future__ import annotations
+
+import itertools
+
+import chess
+import numpy as np
+import pytest
+
+from chessrec.decoding import (
+    DECODER_NAMES,
+    DecodeOptions,
+    board_log_prob,
+    decode,
+    decode_sequence,
+    is_valid_position,
+    k_best_boards,
+    log_probs_of,
+    moves_between,
+)
+from chessrec.errors import UserError
+from chessrec.labels import EMPTY, fen_from_labels, labels_from_fen
+
+START = chess.STARTING_BOARD_FEN
+WK, BK, WP, BP, WN, WQ = 5, 11, 0, 6, 2, 4
+
+
+def confident(fen: str, p: float = 0.97) -> np.ndarray:
+    """Probabilities that put ``p`` on the FEN's class of every square, the rest spread evenly."""
+    labels = labels_from_fen(fen)
+    probs = np.full((64, 13), (1 - p) / 12)
+    probs[np.arange(64), labels] = p
+    return probs
+
+
+def set_square(probs: np.ndarray, square: str, weights: dict[int, float]) -> np.ndarray:
+    """Replace one square's distribution by ``weights`` (class id -> probability), the rest spread evenly."""
+    row = np.full(13, (1 - sum(weights.values())) / (13 - len(weights)))
+    for cls, w in weights.items():
+        row[cls] = w
+    probs[chess.parse_square(square)] = row
+    return probs
+
+
+def count_rules_hold(labels: np.ndarray) -> bool:
+    """The piece-count rules, checked independently of the decoder's formulation."""
+    counts = np.bincount(labels, minlength=13)
+    for offset in (0, 6):
+        pawns, rooks, knights, bishops, queens, kings = counts[offset:offset + 6]
+        promoted = max(0, queens - 1) + max(0, rooks - 2) + max(0, bishops - 2) + max(0, knights - 2)
+        if kings != 1 or pawns > 8 or promoted > 8 - pawns:
+            return False
+    back_ranks = np.r_[labels[:8], labels[56:]]
+    return not np.isin(back_ranks, [WP, BP]).any()
+
+
+def test_constrained_decoder_keeps_one_king():
+    probs = set_square(confident(START), "e4", {WK: 0.6, EMPTY: 0.4})  # a second, likelier-than-not white king
+    assert decode("argmax", probs).labels.tolist().count(WK) == 2
+    for name in ("greedy", "constrained", "topk_legal"):
+        decoded = decode(name, probs)
+        assert fen_from_labels(decoded.labels) == START, name
+        assert decoded.valid
+
+
+def test_constrained_decoder_keeps_the_more_probable_king():
+    probs = set_square(confident(START), "e1", {WK: 0.5, EMPTY: 0.5})
+    probs = set_square(probs, "e4", {WK: 0.9, EMPTY: 0.1})
+    labels = decode("constrained", probs).labels
+    assert labels[chess.E4] == WK and labels[chess.E1] == EMPTY
+
+
+def test_pawn_most_likely_on_back_rank_is_rejected():
+    fen = "4k3/8/8/8/8/8/8/4K2N"
+    probs = set_square(confident(fen), "h1", {WP: 0.7, WN: 0.3})
+    assert decode("argmax", probs).labels[chess.H1] == WP
+    for name in ("greedy", "constrained", "topk_legal"):
+        assert decode(name, probs).labels[chess.H1] == WN, name
+    assert decode("constrained", probs, DecodeOptions(strict=False)).labels[chess.H1] == WN
+
+
+def test_promoted_pieces_only_as_far_as_missing_pawns_allow():
+    probs = set_square(confident(START), "e4", {WQ: 0.8, EMPTY: 0.2})  # a second queen with all 8 pawns on board
+    labels = decode("constrained", probs).labels
+    assert count_rules_hold(labels)
+    assert np.count_nonzero(labels == WQ) == 1
+    # with a pawn missing the second queen is allowed
+    probs = set_square(probs, "a2", {EMPTY: 0.97})
+    assert np.count_nonzero(decode("constrained", probs).labels == WQ) == 2
+
+
+def test_topk_legal_prefers_valid_improbable_fix_over_invalid_probable_board():
+    # kings side by side: every count rule holds, but no position has adjacent kings
+    fen = "8/8/8/3kK3/8/8/8/8"
+    probs = set_square(confident(fen, p=0.999), "e5", {WK: 0.6, EMPTY: 0.3})
+    probs = set_square(probs, "g5", {WK: 0.3, EMPTY: 0.7})  # the less probable but valid home of the white king
+    constrained = decode("constrained", probs)
+    assert fen_from_labels(constrained.labels) == fen and not constrained.valid
+    fixed = decode("topk_legal", probs)
+    assert fixed.valid and fixed.labels[chess.G5] == WK and fixed.labels[chess.E5] == EMPTY
+    assert fixed.log_prob < constrained.log_prob
+
+
+def test_topk_legal_returns_best_board_flagged_invalid_when_none_of_k_is_legal():
+    probs = confident("8/8/8/3kK3/8/8/8/8", p=0.999)
+    decoded = decode("topk_legal", probs, DecodeOptions(topk=2))
+    assert not decoded.valid and fen_from_labels(decoded.labels) == "8/8/8/3kK3/8/8/8/8"
+
+
+def test_non_strict_mode_lets_study_positions_without_kings_through():
+    study = "8/8/3q4/8/8/2QQ4/8/8"
+    probs = confident(study)
+    assert fen_from_labels(decode("constrained", probs, DecodeOptions(strict=False)).labels) == study
+    assert fen_from_labels(decode("topk_legal", probs, DecodeOptions(strict=False)).labels) == study
+    forced = decode("constrained", probs).labels  # strict mode must invent both kings
+    assert count_rules_hold(forced)
+
+
+def _uncertain_board(rng: np.random.Generator, squares: list[str], classes: list[int]) -> np.ndarray:
+    """A confident position with a few squares spread over a few classes: small enough to brute-force."""
+    probs = confident("4k3/8/8/8/8/8/4P3/4K3", p=0.995)
+    for square in squares:
+        weights = rng.dirichlet(np.ones(len(classes))) * 0.99
+        probs = set_square(probs, square, dict(zip(classes, weights)))
+    return probs
+
+
+def _brute_force(log_probs: np.ndarray, squares: list[str], classes: list[int], base: np.ndarray):
+    boards = []
+    for combo in itertools.product(classes, repeat=len(squares)):
+        labels = base.copy()
+        labels[[chess.parse_square(s) for s in squares]] = combo
+        if count_rules_hold(labels):
+            boards.append((board_log_prob(log_probs, labels), labels))
+    return sorted(boards, key=lambda item: -item[0])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_constrained_and_k_best_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    squares = ["e1", "e8", "d4", "h8", "a1"]
+    classes = [WK, BK, WP, WQ, EMPTY]
+    probs = _uncertain_board(rng, squares, classes)
+    log_probs = log_probs_of(probs)
+    base = log_probs.argmax(axis=1)
+    truth = _brute_force(log_probs, squares, classes, base)
+    assert decode("constrained", probs).log_prob == pytest.approx(truth[0][0])
+    best = list(k_best_boards(log_probs, 6))
+    scores = [board_log_prob(log_probs, labels) for labels in best]
+    assert scores == pytest.approx([score for score, _ in truth[:6]])
+    assert len({labels.tobytes() for labels in best}) == len(best)
+
+
+def _game(sans: list[str]) -> list[np.ndarray]:
+    board = chess.Board()
+    positions = [labels_from_fen(board.board_fen())]
+    for san in sans:
+        board.push_san(san)
+        positions.append(labels_from_fen(board.board_fen()))
+    return positions
+
+
+def _blurred(labels: np.ndarray, p: float = 0.6) -> np.ndarray:
+    probs = confident(fen_from_labels(labels), p)
+    return probs
+
+
+def test_continuity_recovers_both_moves_across_a_missed_frame():
+    positions = _game(["e4", "e5", "Nf3", "Nc6", "Bb5"])
+    frames = [positions[i] for i in (0, 1, 2, 4, 5)]  # the frame after Nf3 was missed
+    probs = np.stack([_blurred(labels) for labels in frames])
+    # the frame after Nc6 is misread on d7; continuity must still follow the game
+    probs[3] = set_square(probs[3], "d7", {EMPTY: 0.55, BP: 0.45})
+    decoded = decode_sequence("continuity", probs)
+    assert [d.moves for d in decoded] == [(), ("e4",), ("e5",), ("Nf3", "Nc6"), ("Bb5",)]
+    assert all(np.array_equal(d.labels, labels) for d, labels in zip(decoded, frames))
+    independent = decode_sequence("topk_legal", probs)
+    assert not np.array_equal(independent[3].labels, frames[3])
+
+
+def test_continuity_restarts_when_the_chain_breaks():
+    positions = _game(["e4", "e5"])
+    unrelated = labels_from_fen("r3k2r/8/8/8/8/8/8/R3K2R")
+    frames = [positions[0], positions[1], unrelated, unrelated]
+    decoded = decode_sequence("continuity", np.stack([_blurred(f, 0.9) for f in frames]))
+    assert np.array_equal(decoded[2].labels, unrelated) and decoded[2].moves == ()
+    assert decoded[3].moves == () and np.array_equal(decoded[3].labels, unrelated)
+
+
+def test_moves_between_finds_castling_and_missed_frames():
+    before = labels_from_fen("r3k2r/8/8/8/8/8/8/R3K2R")
+    after = labels_from_fen("r3k2r/8/8/8/8/8/8/R4RK1")
+    assert moves_between(before, after) == ("O-O",)
+    assert moves_between(before, labels_from_fen("2kr3r/8/8/8/8/8/8/R4RK1")) == ("O-O", "O-O-O")
+    assert moves_between(before, labels_from_fen(START)) is None
+
+
+def test_every_decoder_reads_a_clear_board_unchanged():
+    probs = confident(START)
+    for name in DECODER_NAMES:
+        decoded = decode(name, probs)
+        assert fen_from_labels(decoded.labels) == START and decoded.valid, name
+
+
+def test_validity_accepts_either_side_to_move():
+    assert is_valid_position(labels_from_fen("4k3/8/8/8/8/8/8/4K2R"))
+    assert is_valid_position(labels_from_fen("4k2R/8/8/8/8/8/8/4K3"))  # black in check: White just moved
+    assert not is_valid_position(labels_from_fen("4k2R/8/8/8/8/8/8/r3K3"))  # both kings in check
+
+
+def test_unknown_decoder_and_bad_options_are_user_errors():
+    with pytest.raises(UserError, match="unknown decoder"):
+        decode("beam", confident(START))
+    with pytest.raises(UserError, match="topk"):
+        DecodeOptions(topk=0)
+    with pytest.raises(UserError, match="shape"):
+        decode("argmax", np.ones((63, 13)))
