@@ -58,6 +58,7 @@ class TrainConfig(_Section):
     lr: float = Field(0.003, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     head: Literal["single", "two_stage"] = "single"
+    empty_keep: float = Field(1.0, gt=0.0, le=1.0)
     num_workers: int = Field(0, ge=0)
 
 

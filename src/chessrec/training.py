@@ -19,15 +19,25 @@ from chessrec.config import Params
 from chessrec.errors import UserError
 from chessrec.features import load_features
 from chessrec.geometry import CropSpec
+from chessrec.labels import EMPTY
 from chessrec.models import SquareClassifier
 
 
-def square_dataset(features: dict[str, np.ndarray]) -> TensorDataset:
-    """Flatten boards into one sample per square: (crop uint8, square index, class id)."""
-    crops = torch.from_numpy(features["crops"])
-    n_boards = crops.shape[0]
-    squares = torch.arange(64).repeat(n_boards)
-    return TensorDataset(crops.flatten(0, 1), squares, torch.from_numpy(features["labels"]).flatten())
+def square_dataset(features: dict[str, np.ndarray], empty_keep: float = 1.0, seed: int = 0) -> TensorDataset:
+    """Flatten boards into one sample per square: (crop uint8, square index, class id).
+
+    ``empty_keep`` < 1 keeps only that share of the empty squares (a fixed, seeded subset): they
+    are most of every board and the easiest class, so dropping some spends the training budget
+    on telling pieces apart.
+    """
+    crops = torch.from_numpy(features["crops"]).flatten(0, 1)
+    labels = torch.from_numpy(features["labels"]).flatten()
+    squares = torch.arange(64).repeat(features["crops"].shape[0])
+    if empty_keep < 1.0:
+        rng = np.random.default_rng(seed)
+        keep = torch.from_numpy((labels.numpy() != EMPTY) | (rng.random(len(labels)) < empty_keep))
+        crops, squares, labels = crops[keep], squares[keep], labels[keep]
+    return TensorDataset(crops, squares, labels)
 
 
 def to_input(crops_u8: torch.Tensor) -> torch.Tensor:
@@ -35,13 +45,15 @@ def to_input(crops_u8: torch.Tensor) -> torch.Tensor:
 
 
 def photometric_jitter(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-crop brightness, contrast, colour-balance and noise: cheap robustness for real photos."""
+    """Per-crop flips, brightness, contrast, colour balance and noise: cheap robustness for real photos."""
     b = x.shape[0]
     shape = (b, 1, 1, 1)
     gain = 1.0 + 0.25 * (torch.rand(shape, generator=generator, device=x.device) * 2 - 1)
     channel = 1.0 + 0.08 * (torch.rand((b, 3, 1, 1), generator=generator, device=x.device) * 2 - 1)
     bias = 0.08 * (torch.rand(shape, generator=generator, device=x.device) * 2 - 1)
     noise = 0.02 * torch.randn(x.shape, generator=generator, device=x.device)
+    flip = torch.rand(b, generator=generator, device=x.device) < 0.5  # pieces look alike mirrored
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     return x * gain * channel + bias + noise
 
 
@@ -106,7 +118,7 @@ def build_trainer(params: Params, logger, callbacks: list) -> pl.Trainer:
 def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks: list) -> pl.Trainer:
     """Train on ``train.npz``, validate on ``val.npz``, write the checkpoint to ``model_path``."""
     pl.seed_everything(params.seed, workers=True)
-    train_set = square_dataset(load_features(features_dir / "train.npz"))
+    train_set = square_dataset(load_features(features_dir / "train.npz"), params.train.empty_keep, params.seed)
     val_set = square_dataset(load_features(features_dir / "val.npz"))
     loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers)
     module = SquareClassifierModule(
