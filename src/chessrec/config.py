@@ -86,10 +86,12 @@ class EnergyConfig(_Section):
 
 
 class ReportConfig(_Section):
-    min_points_per_kj: float = Field(0.5, ge=0.0)
-    min_points_per_ms: float = Field(0.5, ge=0.0)
-    target_board_acc: float = Field(0.9, ge=0.0, le=1.0)
-    latency_budget_ms: float = Field(50.0, gt=0.0)
+    """Stopping-rule thresholds of ``chessrec report``; ``null`` switches a criterion off."""
+
+    min_points_per_kj: Optional[float] = Field(0.5, ge=0.0)
+    min_points_per_ms: Optional[float] = Field(0.5, ge=0.0)
+    target_board_acc: Optional[float] = Field(0.9, ge=0.0, le=1.0)
+    latency_budget_ms: Optional[float] = Field(100.0, gt=0.0)
 
 
 class Params(_Section):
