@@ -10,18 +10,10 @@ import numpy as np
 import pytest
 
 from chessrec.errors import UserError
-from chessrec.geometry import order_corners
-from chessrec.localisation import locate_board
+from chessrec.localisation import corner_error, locate_board
 from test_geometry import board_corners, look_at_camera
 
 REAL_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-dev"
-
-
-def corner_error(found: np.ndarray, truth: np.ndarray) -> float:
-    """Largest corner distance as a fraction of the board's mean side."""
-    truth = order_corners(truth)
-    side = np.linalg.norm(np.roll(truth, -1, axis=0) - truth, axis=1).mean()
-    return float(np.linalg.norm(found - truth, axis=1).max() / side)
 
 
 def photo_of_board_with_pieces(camera, shape=(600, 800), seed: int = 0) -> np.ndarray:

@@ -341,3 +341,15 @@ def _board_window(image: np.ndarray, lattice_to_image: np.ndarray, indices: np.n
     score = np.asarray(support) + COLOUR_WEIGHT * colour / max(np.abs(colour).max(), 1e-6)
     best = windows[int(np.argmax(score))]
     return np.asarray(best, dtype=np.float64) + origin
+
+
+def corner_error(found: np.ndarray, truth: np.ndarray) -> float:
+    """Largest corner distance over the mean side of the annotated quad, corners matched as a set.
+
+    Both quads are sorted clockwise and the best of the four cyclic pairings is kept: sorting
+    alone can start the two at different corners when a board stands as a diamond.
+    """
+    truth = order_corners(truth, a1="bottom-left")
+    found = order_corners(found, a1="bottom-left")
+    side = np.linalg.norm(np.roll(truth, -1, axis=0) - truth, axis=1).mean()
+    return min(float(np.linalg.norm(np.roll(found, k, axis=0) - truth, axis=1).max()) for k in range(4)) / side
