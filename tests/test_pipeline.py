@@ -92,7 +92,8 @@ def test_prepare_and_featurize_are_byte_identical_when_rerun(tiny_repo_copy):
 
 @pytest.mark.slow
 def test_exp_run_with_another_architecture_is_listed_next_to_the_baseline(tiny_repo_copy):
-    run(["dvc", "exp", "run", "-S", "model=mobilenet", "-S", "model.width=8"], tiny_repo_copy)
+    # with Hydra enabled, DVC recomposes params.yaml from conf/: name the profile too
+    run(["dvc", "exp", "run", "-S", "profile=tiny", "-S", "model=mobilenet", "-S", "model.width=8"], tiny_repo_copy)
     rows = json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo_copy).stdout)
     baseline = next(r for r in rows if r.get("rev") != "workspace")
     experiments = baseline.get("experiments") or []
