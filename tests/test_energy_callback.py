@@ -30,7 +30,7 @@ class TinyModel(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def tiny_fit(out_dir, meter, plot_dir=None, **trainer_kwargs):
+def tiny_fit(out_dir, meter, plot_dir=None, extra_callbacks=(), **trainer_kwargs):
     """Train TinyModel for EPOCHS epochs on CPU, logging to ``out_dir/dvclive``; returns the callback."""
     data = TensorDataset(torch.randn(64, 8), torch.randint(0, 2, (64,)))
     logger = DVCLiveLogger(dir=str(out_dir / "dvclive"), report=None, save_dvc_exp=False, dvcyaml=False)
@@ -39,7 +39,7 @@ def tiny_fit(out_dir, meter, plot_dir=None, **trainer_kwargs):
         max_epochs=EPOCHS,
         accelerator="cpu",
         logger=logger,
-        callbacks=[callback],
+        callbacks=[callback, *extra_callbacks],
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -52,8 +52,8 @@ def tiny_fit(out_dir, meter, plot_dir=None, **trainer_kwargs):
     return callback
 
 
-def _fit(tmp_path, meter, plot_dir=None):
-    tiny_fit(tmp_path, meter, plot_dir)
+def _fit(tmp_path, meter, plot_dir=None, extra_callbacks=()):
+    tiny_fit(tmp_path, meter, plot_dir, extra_callbacks)
     return tmp_path / "dvclive"
 
 
@@ -84,10 +84,16 @@ def test_callback_puts_power_plot_in_plot_dir(tmp_path):
 
 
 def test_gpu_lost_during_training_marks_fit_partial_and_training_finishes(tmp_path):
-    nvml = SimulatedNVML([SimulatedGpu.constant(200.0, lost_after_s=0.05)])
+    gpu = SimulatedGpu.constant(200.0)
+    nvml = SimulatedNVML([gpu])
     meter = EnergyMeter(gpu_indices=[0], sample_interval_s=0.01, nvml=nvml, powercap_root=tmp_path / "no-rapl")
+
+    class LoseGpuAfterFirstEpoch(pl.Callback):  # mid-fit, however fast or slow this machine is
+        def on_train_epoch_end(self, trainer, pl_module):
+            gpu.lost_after_s = 0.0
+
     with meter, pytest.warns(EnergyWarning, match="gpu:0"):
-        live_dir = _fit(tmp_path, meter)
+        live_dir = _fit(tmp_path, meter, extra_callbacks=[LoseGpuAfterFirstEpoch()])
     energy = json.loads((live_dir / "metrics.json").read_text())["energy"]
     assert energy["partial"] == 1
     summary = json.loads((live_dir / "energy.json").read_text())["fit"]

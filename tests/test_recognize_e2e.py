@@ -62,7 +62,8 @@ def test_predict_reads_rendered_photos_as_the_evaluation_does(rendered_project, 
         assert main(argv) == 0
         record = json.loads(capsys.readouterr().out)
         index = list(features["image_path"]).index(sample.image_path.name)
-        assert record["fen"] == fen_from_labels(decode("topk_legal", probs[index]).labels)
+        expected = decode("topk_legal", probs[index])
+        assert record["fen"] == fen_from_labels(expected.labels)
         np.testing.assert_allclose([record["corners"][k] for k in ("top_left", "top_right", "bottom_right",
                                                                    "bottom_left")], sample.corners, atol=0.01)
-        assert record["valid"] is True and record["decoder"] == "topk_legal"
+        assert record["valid"] == expected.valid and record["decoder"] == "topk_legal"
