@@ -6,8 +6,9 @@ random elevation (35-90 degrees), any azimuth (so a1 may land in any image corne
 distance, focal length and a slight roll.  Drawing is back to front (painter's algorithm):
 background, table, board (a procedurally textured plane warped by its homography), soft
 shadows, then every 3D object far to near with its faces sorted by depth and Lambert +
-specular shaded.  Last come the sensor effects: colour balance, vignetting, blur and noise
-(JPEG compression is applied when the image is saved).
+specular shaded; in about a third of the photos the photographer's soft shadow falls over the
+near side.  Last come the sensor effects: white balance and exposure, vignetting, blur and
+noise (JPEG compression is applied when the image is saved).
 
 Randomness comes only from ``rng_seed``: the scene (camera, light, board, set, clutter,
 sensor) is drawn before and independently of the position, so the same seed photographs
@@ -33,6 +34,7 @@ _SUB = 16  # fixed-point factor for sub-pixel polygon drawing (cv2 ``shift=4``)
 
 BOARD_PALETTES = {  # light square, dark square (RGB)
     "green-mat": ((232, 230, 205), (40, 112, 82)),
+    "vinyl-tournament": ((224, 204, 170), (36, 78, 62)),  # the common buff / dark-green roll-up mat
     "brown-wood": ((222, 184, 135), (139, 90, 43)),
     "maple-walnut": ((240, 217, 181), (181, 136, 99)),
     "grey": ((222, 222, 218), (120, 122, 125)),
@@ -384,9 +386,45 @@ def _draw_shadows(img: np.ndarray, objects: list[_Object], camera: Camera, light
         radius = np.abs(obj.mesh.vertices[:, :2]).max() * 1.05
         blob = camera.project(obj.offset + ring * radius)
         cv2.fillConvexPoly(mask, np.round(blob * scale).astype(np.int32), min(255, cast + 60), shift=4)
-    mask = cv2.GaussianBlur(mask, (0, 0), light["softness"] * half / 512)
-    light_left = cv2.resize(255 - (mask * 0.9).astype(np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)
+    _darken(img, cv2.GaussianBlur(mask, (0, 0), light["softness"] * half / 512), 0.9)
+
+
+def _darken(img: np.ndarray, mask: np.ndarray, strength: float) -> None:
+    """Scale ``img`` by 1 - strength * mask / 255, in place; a smaller ``mask`` is scaled up smoothly."""
+    size = img.shape[0]
+    light_left = cv2.resize(255 - (mask * strength).astype(np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)
     cv2.multiply(img, cv2.merge([light_left] * 3), dst=img, scale=1 / 255)
+
+
+def _photographer_shadow(rng: np.random.Generator, camera: Camera) -> dict | None:
+    """A large, very soft shadow on the near side of the board, as the photographer or phone casts
+    under a ceiling light, in about a third of the photos (None otherwise)."""
+    if rng.random() >= 0.35:
+        return None
+    away = camera.position[:2] - 4.0  # from the board centre towards the photographer
+    distance = float(np.linalg.norm(away))
+    towards = away / distance if distance > 0.5 else np.array([1.0, 0.0])
+    across = np.array([-towards[1], towards[0]])
+    centre = 4.0 + towards * rng.uniform(2.5, 5.5) + across * rng.uniform(-3.0, 3.0)
+    return {"centre": centre, "radii": rng.uniform(1.2, 3.5, 2), "angle": float(rng.uniform(0, np.pi)),
+            "darkness": float(rng.uniform(0.25, 0.55)), "softness": float(rng.uniform(0.15, 0.6))}
+
+
+def _draw_photographer_shadow(img: np.ndarray, shadow: dict, camera: Camera) -> None:
+    """Darken the image under the shadow's ground ellipse (over the pieces in it too)."""
+    t = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    c, s = np.cos(shadow["angle"]), np.sin(shadow["angle"])
+    local = np.column_stack([shadow["radii"][0] * np.cos(t), shadow["radii"][1] * np.sin(t)])
+    ground = np.column_stack([shadow["centre"] + local @ np.array([[c, s], [-s, c]]), np.zeros(len(t))])
+    if (camera.to_camera(ground)[:, 2] < 0.1).any():
+        return
+    size = img.shape[0]
+    half = size // 2
+    mask = np.zeros((half, half), np.uint8)
+    cv2.fillPoly(mask, [np.round(camera.project(ground) * _SUB * half / size).astype(np.int32)], 255, shift=4)
+    corners = camera.project(BOARD_CORNERS)
+    square_px = np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1).mean() / 8 * half / size
+    _darken(img, cv2.GaussianBlur(mask, (0, 0), max(shadow["softness"] * square_px, 0.5)), shadow["darkness"])
 
 
 def _draw_objects(img: np.ndarray, owner: np.ndarray | None, objects: list[_Object], camera: Camera,
@@ -459,10 +497,12 @@ def _noise_bank() -> np.ndarray:
 def _sensor(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """Colour balance and exposure, vignetting, optical blur and sensor noise."""
     size = img.shape[0]
-    gains = rng.normal(1.0, 0.06, 3) * rng.uniform(0.8, 1.15)
+    warmth = rng.uniform(-0.08, 0.16)  # white balance left by the light: daylight (cool) to tungsten (warm)
+    gains = rng.normal(1.0, 0.05, 3) * np.array([1 + warmth, 1.0, 1 - warmth]) * rng.uniform(0.8, 1.15)
     vignette = float(rng.uniform(0.0, 0.35))
-    blur = float(rng.uniform(0.5, 1.4) * size / 512)
-    noise = float(rng.uniform(1.5, 7.0))
+    # from a downscaled phone photo (sharp, clean) to a webcam frame (soft, noisy)
+    blur = float(rng.uniform(0.25, 1.4) * size / 512)
+    noise = float(rng.uniform(0.5, 7.0))
     out = cv2.GaussianBlur(img, (0, 0), blur).astype(np.float32)
     out *= (1.0 - vignette * _radial(size))[..., None] * gains.astype(np.float32)
     bank = _noise_bank()
@@ -517,6 +557,7 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     shade_top = light["ambient"] + light["diffuse"] * light["direction"][2]
     board_top = np.clip(board_tex * shade_top, 0, 255).astype(np.uint8)
     edge_colour = board_tex[0, 0].astype(np.float64) * 0.8
+    photographer = _photographer_shadow(rng, camera)
     sensor_rng = np.random.default_rng(rng.integers(2**63))
 
     pieces = _place_pieces(labels, np.random.default_rng(piece_seq), style, white, black, spec)
@@ -527,12 +568,15 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     _warp_plane(img, board_top, outer, camera)
     _draw_shadows(img, pieces + clutter, camera, light, size)
     _draw_objects(img, owner, pieces + clutter, camera, light)
+    if photographer is not None:
+        _draw_photographer_shadow(img, photographer, camera)
     image, sensor = _sensor(img, sensor_rng)
 
     square_ids, piece_mask = _ownership(owner, camera, size) if with_ids else (None, None)
     info.update({"style": style, "white": white_name, "black": black_name, "board": palette,
                  "board_border": border, "light_elevation_deg": float(np.degrees(light_elev)),
                  "light_azimuth_deg": float(np.degrees(light_azim)), "on_table": bool(on_table),
+                 "photographer_shadow": photographer is not None,
                  "projection": camera.matrix.tolist(), **sensor})
     return RenderedBoard(image, camera.project(BOARD_CORNERS), info, square_ids, piece_mask)
 
