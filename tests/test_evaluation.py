@@ -124,7 +124,7 @@ def test_outputs_nest_metrics_per_decoder_and_write_tables_and_plots(tmp_path):
 def tiny_model(tmp_path_factory):
     """A real checkpoint from the training code: one quick epoch on random 8x8 plain crops."""
     from chessrec.config import validate_params
-    from chessrec.features import write_npz_atomic
+    from chessrec.features import write_arrays
     from chessrec.training import fit
 
     root = tmp_path_factory.mktemp("tiny")
@@ -136,7 +136,7 @@ def tiny_model(tmp_path_factory):
     })
     frames = _game(["e4", "e5", "Nf3", "Nc6"])
     for split in ("train", "val", "test"):
-        write_npz_atomic(root / f"{split}.npz", {
+        write_arrays(root / f"{split}", {
             "crops": rng.integers(0, 256, (len(frames), 64, 3, 8, 8), dtype=np.uint8),
             "labels": frames,
             "game_id": np.array(["g1"] * len(frames)),
@@ -149,7 +149,7 @@ def tiny_model(tmp_path_factory):
 
 def test_run_evaluation_writes_every_contracted_metric(tiny_model, tmp_path):
     out = tmp_path / "evaluate"
-    flat = run_evaluation(tiny_model / "test.npz", tiny_model / "model.ckpt", out, ALL_DECODERS, "topk_legal",
+    flat = run_evaluation(tiny_model / "test", tiny_model / "model.ckpt", out, ALL_DECODERS, "topk_legal",
                           topk=4, energy={"sample_interval_s": 0.05}, latency_boards=2)
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("square_acc", "board_acc", "errors_per_board"):
@@ -165,11 +165,11 @@ def test_run_evaluation_writes_every_contracted_metric(tiny_model, tmp_path):
 
 def test_run_evaluation_rejects_bad_settings(tiny_model, tmp_path):
     with pytest.raises(UserError, match="best_decoder"):
-        run_evaluation(tiny_model / "test.npz", tiny_model / "model.ckpt", tmp_path, ["argmax"], "constrained")
+        run_evaluation(tiny_model / "test", tiny_model / "model.ckpt", tmp_path, ["argmax"], "constrained")
     with pytest.raises(UserError, match="unknown decoder"):
-        run_evaluation(tiny_model / "test.npz", tiny_model / "model.ckpt", tmp_path, ["beam"], "beam")
+        run_evaluation(tiny_model / "test", tiny_model / "model.ckpt", tmp_path, ["beam"], "beam")
     with pytest.raises(UserError, match="not found"):
-        run_evaluation(tiny_model / "test.npz", tmp_path / "none.ckpt", tmp_path, ["argmax"], "argmax")
+        run_evaluation(tiny_model / "test", tmp_path / "none.ckpt", tmp_path, ["argmax"], "argmax")
     assert not (tmp_path / "metrics.json").exists()
 
 

@@ -8,7 +8,7 @@ import torch
 from dvclive.lightning import DVCLiveLogger
 
 from chessrec.config import validate_params
-from chessrec.features import write_npz_atomic
+from chessrec.features import write_arrays
 from chessrec.models import ARCHITECTURES, SquareClassifier, square_inputs
 from chessrec.training import fit, load_classifier
 
@@ -30,15 +30,15 @@ def test_square_inputs_encode_colour_rank_and_file():
 def _separable_features(path, n_boards, rng):
     labels = rng.integers(0, 13, size=(n_boards, 64))
     crops = (labels[:, :, None, None, None] * 18 + rng.integers(0, 10, size=(n_boards, 64, 3, 16, 8))).astype(np.uint8)
-    write_npz_atomic(path, {"crops": crops, "labels": labels})
+    write_arrays(path, {"crops": crops, "labels": labels})
     return crops, labels
 
 
 def test_trained_checkpoint_predicts_and_records_its_crop_geometry(tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "f").mkdir()
-    _separable_features(tmp_path / "f/train.npz", 24, rng)
-    crops, _ = _separable_features(tmp_path / "f/val.npz", 4, rng)
+    _separable_features(tmp_path / "f/train", 24, rng)
+    crops, _ = _separable_features(tmp_path / "f/val", 4, rng)
     params = validate_params({"features": {"crop": "plain", "size": 8}, "model": {"width": 4},
                               "train": {"epochs": 1, "batch_size": 128}})
     logger = DVCLiveLogger(dir=str(tmp_path / "live"), report=None, save_dvc_exp=False, dvcyaml=False)

@@ -13,7 +13,7 @@ from dvclive.lightning import DVCLiveLogger
 
 from chessrec.config import validate_params
 from chessrec.datasets import load_chesscog
-from chessrec.features import write_npz_atomic
+from chessrec.features import write_arrays
 from chessrec.geometry import CropSpec
 from chessrec.labels import EMPTY
 from chessrec.synth import render, render_board
@@ -96,7 +96,7 @@ def test_transfer_script_writes_metrics_per_decoder_for_a_trained_checkpoint(tra
     (tmp_path / "f").mkdir()
     for split, n in (("train", 8), ("val", 2)):
         labels = rng.integers(0, 13, size=(n, 64))
-        write_npz_atomic(tmp_path / f"f/{split}.npz", {
+        write_arrays(tmp_path / f"f/{split}", {
             "crops": rng.integers(0, 255, size=(n, 64, 3, 16, 8), dtype=np.uint8), "labels": labels})
     params = validate_params({"features": {"crop": "plain", "size": 8}, "model": {"width": 4},
                               "train": {"epochs": 1, "batch_size": 128}})

@@ -53,7 +53,7 @@ def test_predict_reads_rendered_photos_as_the_evaluation_does(rendered_project, 
 
     root, test_samples = rendered_project
     model = root / "model.ckpt"
-    features = load_features(root / "features" / "test.npz")
+    features = load_features(root / "features" / "test")
     probs = load_classifier(model).predict_proba(features["crops"])
     for sample in test_samples[:3]:
         shuffled = sample.corners[[2, 0, 3, 1]]

@@ -182,7 +182,7 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, game_id: np.ndar
 
 
 # ------------------------------------------------------------------------------------------ the stage
-def run_evaluation(features_npz: Path, model_path: Path, out_dir: Path, decoders: Sequence[str], best_decoder: str,
+def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders: Sequence[str], best_decoder: str,
                    topk: int = 32, strict: bool = True, energy: Mapping[str, float] | None = None,
                    latency_boards: int = 32, live=None) -> dict[str, float]:
     """The ``evaluate`` stage body: model once, every decoder, metrics and plots into ``out_dir`` via dvclive.
@@ -200,13 +200,13 @@ def run_evaluation(features_npz: Path, model_path: Path, out_dir: Path, decoders
     if check_decoder(best_decoder) not in decoders:
         raise UserError(f"evaluate.best_decoder {best_decoder!r} is not among evaluate.decoders {decoders}")
     options = DecodeOptions(strict=strict, topk=topk)
-    features = load_features(Path(features_npz))
+    features = load_features(Path(features_dir))
     crops, labels = features["crops"], features["labels"]
     if len(labels) == 0:
-        raise UserError(f"{features_npz}: no boards to evaluate")
+        raise UserError(f"{features_dir}: no boards to evaluate")
     classifier = load_classifier(model_path)
     if tuple(crops.shape[-2:]) != tuple(classifier.crop_spec.output_shape):
-        raise UserError(f"{features_npz}: crops are {crops.shape[-2:]} but {model_path} expects "
+        raise UserError(f"{features_dir}: crops are {crops.shape[-2:]} but {model_path} expects "
                         f"{classifier.crop_spec.output_shape}; re-run featurize with the model's features params")
 
     model_latency = _model_latency(classifier, crops[:latency_boards])

@@ -1,8 +1,10 @@
 """Featurize: one fixed-size crop per square for every board photo, grouped by split.
 
 The crops are cut by :func:`chessrec.geometry.square_crops`, the same function inference uses.
-Output per split: ``<split>.npz`` with ``crops`` (N, 64, 3, H, W) uint8, ``labels`` (N, 64),
-``game_id``, ``move_id`` and ``image_path`` (N,).  Same inputs and spec give the same bytes.
+Output per split: a folder ``<split>/`` of ``.npy`` files, ``crops`` (N, 64, 3, H, W) uint8,
+``labels`` (N, 64), ``game_id``, ``move_id`` and ``image_path`` (N,).  Same inputs and spec give
+the same bytes.  Plain ``.npy`` (not ``.npz``): a zip container's header bytes change with the
+Python version that wrote it, which would break the byte-identity check of ``dvc.lock``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _crop_job(args: tuple[BoardSample, CropSpec]) -> np.ndarray:
 
 
 def featurize(samples: list[BoardSample], spec: CropSpec, out_dir: Path, workers: int = 2) -> dict[str, int]:
-    """Write ``out_dir/<split>.npz`` for every split; returns boards per split."""
+    """Write ``out_dir/<split>/`` for every split; returns boards per split."""
     jobs = [(s, spec) for s in samples]
     if workers > 1 and len(jobs) > 1:
         with get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
@@ -55,23 +57,27 @@ def featurize(samples: list[BoardSample], spec: CropSpec, out_dir: Path, workers
             "move_id": np.array([samples[i].move_id for i in idx], dtype=np.int64),
             "image_path": np.array([Path(samples[i].image_path).name for i in idx], dtype=str),
         }
-        write_npz_atomic(out_dir / f"{split}.npz", arrays)
+        write_arrays(out_dir / split, arrays)
         counts[split] = len(idx)
     if counts.get("train", 0) == 0:
         raise UserError("featurize: the dataset has no 'train' split samples")
     return counts
 
 
-def load_features(path: Path) -> dict[str, np.ndarray]:
-    """A featurize output (``data/features/<split>.npz``) as a dict of arrays."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise UserError(f"{path}: features not found (run `dvc repro featurize` first)") from None
+def load_features(split_dir: Path) -> dict[str, np.ndarray]:
+    """A featurize output (``data/features/<split>/``) as a dict of arrays."""
+    files = sorted(Path(split_dir).glob("*.npy"))
+    if not files:
+        raise UserError(f"{split_dir}: features not found (run `dvc repro featurize` first)")
+    return {f.stem: np.load(f, allow_pickle=False) for f in files}
 
 
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez through a temp file, so a crash never leaves a half-written array file."""
-    with atomic_open(path) as fh:
-        np.savez(fh, **arrays)
+def write_arrays(split_dir: Path, arrays: dict[str, np.ndarray]) -> None:
+    """One ``.npy`` file per array, each written atomically; stale arrays are removed."""
+    split_dir = Path(split_dir)
+    split_dir.mkdir(parents=True, exist_ok=True)
+    for stale in set(split_dir.glob("*.npy")) - {split_dir / f"{name}.npy" for name in arrays}:
+        stale.unlink()
+    for name, array in arrays.items():
+        with atomic_open(split_dir / f"{name}.npy") as fh:
+            np.save(fh, array, allow_pickle=False)

@@ -116,10 +116,10 @@ def build_trainer(params: Params, logger, callbacks: list) -> pl.Trainer:
 
 
 def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks: list) -> pl.Trainer:
-    """Train on ``train.npz``, validate on ``val.npz``, write the checkpoint to ``model_path``."""
+    """Train on the ``train`` split, validate on ``val``, write the checkpoint to ``model_path``."""
     pl.seed_everything(params.seed, workers=True)
-    train_set = square_dataset(load_features(features_dir / "train.npz"), params.train.empty_keep, params.seed)
-    val_set = square_dataset(load_features(features_dir / "val.npz"))
+    train_set = square_dataset(load_features(features_dir / "train"), params.train.empty_keep, params.seed)
+    val_set = square_dataset(load_features(features_dir / "val"))
     loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers)
     module = SquareClassifierModule(
         params.model.model_dump(), params.features.model_dump(), params.train.model_dump(),

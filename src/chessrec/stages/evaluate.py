@@ -11,7 +11,7 @@ def main(params_path: str = "params.yaml") -> int:
 
     e = params.evaluate
     run_evaluation(
-        FEATURES / "test.npz", MODEL, EVAL_LIVE, decoders=e.decoders, best_decoder=e.best_decoder,
+        FEATURES / "test", MODEL, EVAL_LIVE, decoders=e.decoders, best_decoder=e.best_decoder,
         topk=e.topk, strict=e.strict, energy=params.energy.model_dump(),
     )
     return 0

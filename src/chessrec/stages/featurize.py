@@ -15,7 +15,7 @@ def main(params_path: str = "params.yaml") -> int:
     spec = f.crop_spec()
     samples = load_dataset("synthetic", RAW).samples
     counts = featurize(samples, spec, FEATURES, workers=params.data.workers)
-    crop_contact_sheet(list(load_features(FEATURES / "test.npz")["crops"][:6]), PLOTS / "crops.png")
+    crop_contact_sheet(list(load_features(FEATURES / "test")["crops"][:6]), PLOTS / "crops.png")
     h, w = spec.output_shape
     print(f"featurize: {sum(counts.values())} boards ({counts}) -> {FEATURES}, {f.crop} crops {h}x{w}")
     return 0
