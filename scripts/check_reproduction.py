@@ -39,6 +39,22 @@ def out_hashes(lock: dict, stage: str) -> dict[str, str]:
     return {o["path"]: o.get("md5", "") for o in lock["stages"][stage].get("outs", [])}
 
 
+def compare_metrics(diff: dict, tolerance: float) -> tuple[list[str], int]:
+    """Problems with quality metrics in ``dvc metrics diff --json`` output, and how many were compared."""
+    problems, compared = [], 0
+    for file, metrics in diff.get("diff", diff).items():  # DVC 3 puts files at the top level
+        for name, change in metrics.items():
+            old, new = change.get("old"), change.get("new")
+            if not all(isinstance(v, (int, float)) for v in (old, new)):
+                continue
+            if any(word in name.lower() for word in MACHINE_DEPENDENT):
+                continue
+            compared += 1
+            if abs(new - old) > tolerance:
+                problems.append(f"{file}: {name} = {new:.4f}, committed {old:.4f} (tolerance {tolerance})")
+    return problems, compared
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
@@ -56,17 +72,10 @@ def main() -> int:
                 problems.append(f"{stage}: output {path} hash {got.get(path)} != committed {want.get(path)}")
 
     diff = json.loads(run("dvc", "metrics", "diff", "HEAD", "--all", "--json", capture=True) or "{}")
-    compared = 0
-    for file, metrics in diff.get("diff", {}).items():
-        for name, change in metrics.items():
-            old, new = change.get("old"), change.get("new")
-            if not all(isinstance(v, (int, float)) for v in (old, new)):
-                continue
-            if any(word in name.lower() for word in MACHINE_DEPENDENT):
-                continue
-            compared += 1
-            if abs(new - old) > args.tolerance:
-                problems.append(f"{file}: {name} = {new:.4f}, committed {old:.4f} (tolerance {args.tolerance})")
+    metric_problems, compared = compare_metrics(diff, args.tolerance)
+    problems += metric_problems
+    if compared == 0:
+        problems.append("no quality metric was compared (is `dvc metrics diff` output empty?)")
 
     summary = run("dvc", "metrics", "diff", "HEAD", "--all", "--md", capture=True)
     print(summary)
