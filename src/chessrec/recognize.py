@@ -2,7 +2,8 @@
 
 A photo goes through the same steps as the pipeline: board corners (given, or found by
 :func:`chessrec.localisation.locate_board`), where a1 lies (given, or decided by
-:func:`chessrec.orientation.decide_orientation` from which rotation decodes most plausibly),
+:func:`chessrec.orientation.decide_orientation` from the checker pattern, which side each colour
+stands on and which rotation decodes most plausibly),
 the model's square crops (:func:`chessrec.geometry.square_crops` with the spec it was trained
 on), the classifier, and a decoder from :mod:`chessrec.decoding`.
 """
@@ -22,7 +23,7 @@ import numpy as np
 from chessrec.decoding import DecodeOptions, check_decoder, decode
 from chessrec.errors import UserError
 from chessrec.geometry import A1_POSITIONS, order_corners, square_crops, validate_corners
-from chessrec.labels import CLASS_SYMBOLS, CORNER_NAMES, fen_from_labels
+from chessrec.labels import CLASS_SYMBOLS, CORNER_NAMES, EMPTY, fen_from_labels
 
 #: the model ``dvc repro`` trains
 DEFAULT_MODEL = Path("models/classifier.ckpt")
@@ -138,9 +139,15 @@ def recognize(image, corners=None, a1: str | None = None, decoder: str | None = 
     t = time.perf_counter()
     scores: dict[str, float] = {}
     if a1 is None:
-        from chessrec.orientation import decide_orientation
+        from chessrec.orientation import HOME_SIDE_WEIGHT, checker_log_prior, decide_orientation, home_side_score
 
-        result = decide_orientation(pixels, image_corners, lambda c: decode("constrained", probabilities(c), options).log_prob)
+        def plausibility(board_corners: np.ndarray) -> float:
+            probs = probabilities(board_corners)
+            return decode("constrained", probs, options).log_prob + HOME_SIDE_WEIGHT * home_side_score(probs)
+
+        empty = probabilities(order_corners(image_corners, "bottom-left"))[:, EMPTY]
+        result = decide_orientation(pixels, image_corners, plausibility,
+                                    log_prior=checker_log_prior(pixels, image_corners, empty))
         a1, board_corners = result.a1, np.asarray(result.corners, dtype=np.float64)
         scores = {str(k): float(v) for k, v in dict(result.scores).items()}
     else:
