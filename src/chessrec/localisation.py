@@ -22,9 +22,18 @@ from scipy.spatial import cKDTree
 
 from chessrec.errors import UserError
 from chessrec.geometry import order_corners, validate_corners
+from chessrec.orientation import cell_brightness, checker_log_odds
 
-#: work at this longest side (pixels): squares come out ~20-60 px, and large photos stay fast
-WORK_SIDE = 800
+#: working scales (longest side, pixels), tried in this order; squares come out ~10-80 px, and large
+#: photos stay fast.  Chosen on the default profile's validation split (see docs/features.md).
+WORK_SIDES = (800, 1000, 640, 1200, 500)
+#: two scales agree when every corner of one lies within this fraction of the board size of the other's
+AGREEMENT = 0.02
+#: stop searching once this many scales agree
+AGREEING_SCALES = 3
+#: an answer no other scale confirms must show at least this clear a checker pattern
+#: (:func:`chessrec.orientation.checker_log_odds`; boards score 20-150, noise that fits a lattice ~15)
+MIN_LONE_CHECKER = 30.0
 #: how many X-corners the colour-alternation cue may outweigh when choosing the 8x8 window
 COLOUR_WEIGHT = 3.0
 #: largest ratio between the nearest and farthest cell sizes a photographed board can show
@@ -36,28 +45,56 @@ _RING = np.stack([np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
 def locate_board(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Outer corners (4, 2) of the 8x8 playing area in image order (TL, TR, BR, BL of the image).
 
+    The X-corner detector sees squares best at one size, and a photo's board may be any size,
+    so the search runs at several working scales (:data:`WORK_SIDES`) and the answer is the
+    one most scales agree on (then the one whose lattice explains most X-corners).  It stops
+    as soon as :data:`AGREEING_SCALES` scales agree, which on rendered photos takes three on average.
+
     Raises :class:`UserError` naming ``name`` when no chessboard lattice is found.
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise UserError(f"{name}: expected an HxWx3 RGB image, got shape {image.shape}")
-    scale = WORK_SIDE / max(image.shape[:2])
+    found: list[tuple[np.ndarray, int]] = []
+    votes: list[int] = []
+    for work_side in WORK_SIDES:
+        candidate = _locate_at_scale(image, work_side)
+        if candidate is not None:
+            found.append(candidate)
+            votes = [sum(corner_error(a, b) <= AGREEMENT for b, _ in found) for a, _ in found]
+            if max(votes) >= AGREEING_SCALES:
+                break
+    if not found:
+        raise UserError(f"no chessboard found in {name}: too few checkerboard corners line up")
+    best = max(range(len(found)), key=lambda k: (votes[k], found[k][1]))
+    corners = found[best][0]
+    if votes[best] < 2 and abs(checker_log_odds(cell_brightness(image, corners))) < MIN_LONE_CHECKER:
+        raise UserError(f"no chessboard found in {name}: one scale fitted a lattice, but its squares do not "
+                        "alternate like a chessboard")
+    return corners
+
+
+def _locate_at_scale(image: np.ndarray, work_side: int) -> tuple[np.ndarray, int] | None:
+    """Corners found with the photo resized to ``work_side`` px, and how many X-corners the board's
+    lattice explains; None when no lattice fits or its corners cannot be a board."""
+    scale = work_side / max(image.shape[:2])
     small = cv2.resize(image, None, fx=scale, fy=scale,
                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
     points, polarity = x_corners(grey)
     lattice = fit_lattice(points, polarity)
     if lattice is None:
-        raise UserError(f"no chessboard found in {name}: too few checkerboard corners line up")
+        return None
     homography, indices = lattice
     window = _board_window(small, homography, indices)
+    support = int(np.all((indices >= window) & (indices <= window + 8), axis=1).sum())
     homography = _refine_at_full_resolution(image, points / scale, indices, homography, scale)
     low, high = _snap_to_edges(image, homography, window, window + 8)
     board = np.array([[low[0], low[1]], [high[0], low[1]], [high[0], high[1]], [low[0], high[1]]])
     corners = cv2.perspectiveTransform(board[None], homography)[0]
     try:
-        return validate_corners(order_corners(corners), image.shape)
-    except UserError as exc:
-        raise UserError(f"no chessboard found in {name}: {exc}") from None
+        return validate_corners(order_corners(corners), image.shape), support
+    except UserError:
+        return None
 
 
 def x_corners(grey: np.ndarray, max_points: int = 600,
