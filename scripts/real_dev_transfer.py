@@ -26,13 +26,17 @@ from chessrec.decoding import DecodeOptions, decode
 from chessrec.errors import UserError
 from chessrec.evaluation import board_metrics, confusion_matrix, per_class_scores
 from chessrec.fileio import write_atomic
-from chessrec.geometry import CropSpec, square_crops
+from chessrec.geometry import CropSpec, crop_contact_sheet, square_crops
 from chessrec.imageio import read_rgb
 from chessrec.labels import CLASS_NAMES, BoardSample
 from chessrec.training import load_classifier
 
 #: median longest board side, in pixels, of the default synthetic data (384 px renders)
 SYNTHETIC_BOARD_PX = 200
+#: the contact sheet shows this many photos (the real-dev photos stay out of git: the sheet is written
+#: on demand, never committed)
+REAL_CROPS_PNG = "plots/real_dev_crops.png"
+CONTACT_BOARDS = 4
 #: decoders compared: name -> (decoder, options); real positions are not all legal, hence non-strict too
 DECODERS = {
     "argmax": ("argmax", DecodeOptions()),
@@ -109,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--board-px", type=int, nargs="+", default=[SYNTHETIC_BOARD_PX],
                         help=f"longest board side to shrink photos to; 0 = native (default {SYNTHETIC_BOARD_PX})")
     parser.add_argument("--out", type=Path, help="write the metrics here as JSON")
+    parser.add_argument("--crops-png", type=Path, default=None,
+                        help="also draw the model's crops of the first photos as a contact sheet "
+                             f"(e.g. {REAL_CROPS_PNG}, which `dvc plots show` picks up; it stays out of git)")
     args = parser.parse_args(argv)
     try:
         if any(px < 0 or 0 < px < 64 for px in args.board_px):
@@ -125,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     report = {"model": str(args.model), "data": str(args.data), "n_photos": len(samples),
               "crop_spec": asdict(classifier.crop_spec), "by_board_px": {}}
     for board_px, crops in real_crops(samples, classifier.crop_spec, args.board_px).items():
+        if args.crops_png is not None and board_px == args.board_px[0]:
+            crop_contact_sheet(list(crops[:CONTACT_BOARDS]), args.crops_png,
+                               titles=[s.image_path.name for s in samples[:CONTACT_BOARDS]])
+            print(f"wrote {args.crops_png}")
         probs = classifier.predict_proba(crops)
         metrics = measure(probs, true)
         _print(board_px, metrics)

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from dvclive.lightning import DVCLiveLogger
@@ -110,8 +111,11 @@ def test_transfer_script_writes_metrics_per_decoder_for_a_trained_checkpoint(tra
         shutil.copy(REAL_DEV / name, data / name)
     (data / "labels.json").write_text(json.dumps(chosen))
 
-    out = tmp_path / "transfer.json"
-    assert transfer.main(["--model", str(tmp_path / "m.ckpt"), "--data", str(data), "--out", str(out)]) == 0
+    out, sheet = tmp_path / "transfer.json", tmp_path / "plots" / "real_dev_crops.png"
+    assert transfer.main(["--model", str(tmp_path / "m.ckpt"), "--data", str(data), "--out", str(out),
+                          "--crops-png", str(sheet)]) == 0
+    drawn = cv2.imread(str(sheet))
+    assert drawn.shape[1] > drawn.shape[0] and drawn.std() > 10  # two boards side by side, not blank
     report = json.loads(out.read_text())
     assert report["n_photos"] == 2
     metrics = report["by_board_px"][str(transfer.SYNTHETIC_BOARD_PX)]
