@@ -117,3 +117,14 @@ def test_train_runs_under_ddp_on_two_cpu_processes(tiny_repo_copy):
     assert (tiny_repo_copy / "models/classifier.ckpt").is_file()
     metrics = json.loads((tiny_repo_copy / "dvclive/train/metrics.json").read_text())
     assert "rank1" in metrics["energy"]["methods"], "each rank measures its own devices"
+
+
+def test_stages_run_the_code_of_the_checkout_dvc_runs_them_in(tmp_path):
+    """A queued experiment runs in a copy of the repository: its stages must import that copy's code,
+    not the package installed in editable mode from the workspace (which may have changed since)."""
+    repo = copy_repo(tmp_path / "repo")
+    (repo / "src/chessrec/stages/prepare.py").write_text('raise SystemExit("prepare of the copy ran")\n')
+    commit_all(repo, "baseline with a marked prepare stage")
+    result = run(["dvc", "repro", "prepare"], repo, check=False)
+    assert result.returncode != 0
+    assert "prepare of the copy ran" in result.stdout + result.stderr
