@@ -6,8 +6,8 @@ import pytest
 
 from chessrec.errors import UserError
 from chessrec.report.curves import learning_curves
-from chessrec.report.experiments import ExperimentRow, parse_exp_show
-from chessrec.report.pareto import ENERGY, LATENCY, marginal_gains, pareto_front
+from chessrec.report.experiments import ExperimentRow, parse_exp_show, pool_latency
+from chessrec.report.pareto import ENERGY, LATENCY, efficient_steps, marginal_gains, pareto_front
 from chessrec.report.stopping import StoppingRule, provenance_warnings, recommend
 
 
@@ -147,6 +147,24 @@ def test_stopping_rule_rejects_a_step_that_costs_too_much_latency():
     assert rec.choice.name == "a" and rec.stop and "per extra ms" in rec.reason
 
 
+def test_efficient_steps_skip_a_front_point_a_dearer_one_beats_per_kj():
+    # b gains 1 point per kJ from a, c gains 2.5 per kJ from a: the hull goes a -> c -> d
+    rows = [row("a", 0.10, 1000), row("b", 0.11, 2000), row("c", 0.20, 5000), row("d", 0.21, 10000)]
+    steps = efficient_steps(pareto_front(rows, ENERGY), ENERGY)
+    assert [(s.start.name, s.end.name) for s in steps] == [("a", "c"), ("c", "d")]
+    assert steps[0].points_per_unit == pytest.approx(2.5) and steps[1].points_per_unit == pytest.approx(0.2)
+    assert [s.end.name for s in efficient_steps(pareto_front(rows[:1], ENERGY), ENERGY)] == []
+
+
+def test_stopping_rule_does_not_stop_on_a_poor_step_that_a_later_point_makes_worthwhile():
+    # plain -> short is weak per ms (+4 points, +8.4 ms) but plain -> base pays (+8.5 points, +8.4 ms)
+    rows = [row("plain", 0.054, 4400, 6.7), row("short", 0.094, 5000, 15.1), row("base", 0.139, 8000, 15.1),
+            row("long", 0.141, 16000, 15.1)]
+    rec = recommend(rows, StoppingRule(min_points_per_kj=0.5, min_points_per_ms=0.5))
+    assert rec.choice.name == "base" and rec.stop
+    assert rec.rejected_step.start.name == "base" and rec.rejected_step.end.name == "long"
+
+
 def test_stopping_rule_keeps_going_while_every_step_pays_off():
     rows = [row("a", 0.50, 1000, 2.0), row("b", 0.60, 3000, 3.0)]
     rec = recommend(rows, StoppingRule(min_points_per_kj=1.0, min_points_per_ms=0.5))
@@ -212,3 +230,14 @@ def test_learning_curves_group_by_the_other_swept_params():
         ("model.name=resnet, train.epochs=1", ["r4", "r8"]), ("model.name=tiny, train.epochs=1", ["t4", "t8"])]
     epochs = learning_curves(rows, "train.epochs")
     assert [[p[0] for p in c.points] for c in epochs] == [[1.0, 2.0]]
+
+
+def test_latency_of_one_network_is_pooled_across_its_runs_but_not_across_networks():
+    rows = [row("base", 0.14, 8000, 13.4, **{"model.name": "tiny_cnn", "train.epochs": 20}),
+            row("short", 0.09, 5000, 16.7, **{"model.name": "tiny_cnn", "train.epochs": 10}),
+            row("long", 0.16, 16000, 14.0, **{"model.name": "tiny_cnn", "train.epochs": 40}),
+            row("other", 0.08, 9000, 12.0, **{"model.name": "resnet18", "train.epochs": 20})]
+    pooled = {r.name: r for r in pool_latency(rows)}
+    assert [pooled[n].latency_ms for n in ("base", "short", "long")] == [14.0, 14.0, 14.0]
+    assert pooled["base"].latency_runs == 3
+    assert pooled["other"].latency_ms == 12.0 and pooled["other"].latency_runs == 1

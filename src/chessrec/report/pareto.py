@@ -69,7 +69,27 @@ def marginal_gains(front: list[ExperimentRow], axis: Axis) -> list[Step]:
 
     Along a front cost and accuracy both rise strictly, so every step has a positive cost.
     """
-    return [
-        Step(a, b, 100.0 * (b.board_acc - a.board_acc), axis.value(b) - axis.value(a), axis.unit)
-        for a, b in zip(front, front[1:])
-    ]
+    return [step_between(a, b, axis) for a, b in zip(front, front[1:])]
+
+
+def step_between(start: ExperimentRow, end: ExperimentRow, axis: Axis) -> Step:
+    """The move from ``start`` to the dearer, more accurate ``end``: points gained and extra cost."""
+    return Step(start, end, 100.0 * (end.board_acc - start.board_acc), axis.value(end) - axis.value(start), axis.unit)
+
+
+def efficient_steps(front: list[ExperimentRow], axis: Axis) -> list[Step]:
+    """Steps along the front's upper convex hull: from each point, to the later point that gains most per unit.
+
+    A front point whose gain per unit is beaten by a dearer point reached from the same start
+    (*extended dominance*, as in cost-effectiveness analysis) is skipped: stopping before it would
+    judge a poor intermediate step and miss a good one right after.  Along the hull the gains per
+    unit fall step by step, so the first step that falls short of a threshold is where returns
+    have really diminished.
+    """
+    steps, start = [], 0
+    while start < len(front) - 1:
+        candidates = [step_between(front[start], b, axis) for b in front[start + 1:]]
+        best = max(range(len(candidates)), key=lambda k: (candidates[k].points_per_unit, -k))
+        steps.append(candidates[best])
+        start += best + 1
+    return steps

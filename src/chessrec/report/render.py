@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from chessrec.report.curves import CURVE_PARAMS, Curve, learning_curves, varying_params  # noqa: E402
 from chessrec.report.experiments import ExperimentRow, ExperimentTable  # noqa: E402
-from chessrec.report.pareto import ENERGY, LATENCY, Axis, marginal_gains, pareto_front, usable  # noqa: E402
+from chessrec.report.pareto import ENERGY, LATENCY, Axis, efficient_steps, pareto_front, usable  # noqa: E402
 from chessrec.report.stopping import (  # noqa: E402
     Recommendation, StoppingRule, basis, energy_basis, recommend,
 )
@@ -99,7 +99,8 @@ def plot_curves(curves: list[Curve], path: Path) -> None:
 
 
 def _gains_table(rows: list[ExperimentRow], axis: Axis) -> list[str]:
-    steps = marginal_gains(pareto_front(rows, axis), axis)
+    front = pareto_front(rows, axis)
+    steps = efficient_steps(front, axis)
     if not steps:
         return ["Only one experiment is on this front, so there are no steps to compare.", ""]
     with_basis = axis is ENERGY  # only energy figures can be measured or estimated
@@ -112,6 +113,10 @@ def _gains_table(rows: list[ExperimentRow], axis: Axis) -> list[str]:
             basis += " ⚠ mixed"
         lines.append(f"| {s.start.name} → {s.end.name} | {s.gain_points:+.2f} | {_fmt(s.extra_cost)} "
                      f"| {_fmt(s.points_per_unit)} |" + (f" {basis} |" if with_basis else ""))
+    skipped = [r.name for r in front[1:] if r.name not in {s.end.name for s in steps}]
+    if skipped:
+        lines += ["", f"Skipped: {', '.join(skipped)}. A dearer point gains more per {axis.unit} from the same "
+                  "start (extended dominance), so the step through it is never the one to judge."]
     return lines + [""]
 
 
@@ -128,8 +133,14 @@ def _experiment_table(rows: list[ExperimentRow]) -> list[str]:
             f"{_fmt(r.inference_j_per_board)} ({basis(r.inference_energy_measured)})")
         energy = "—" if r.train_energy_j is None else f"{_fmt(r.train_energy_j / 1000)} ({energy_basis(r)})"
         lines.append(f"| {r.name} | " + " | ".join(str(r.params.get(k, "—")) for k in swept)
-                     + f" | {_pct(r.board_acc)} | {_pct(r.square_acc)} | {energy} | {_fmt(r.latency_ms)} "
-                     f"| {inference} | {fronts or '—'} |")
+                     + f" | {_pct(r.board_acc)} | {_pct(r.square_acc)} | {energy} | {_fmt(r.latency_ms)}"
+                     + (f" (median of {r.latency_runs})" if r.latency_runs > 1 else "")
+                     + f" | {inference} | {fronts or '—'} |")
+    if any(r.latency_runs > 1 for r in rows):
+        lines += ["", "Latency is a property of the network, not of its training: experiments that run the same "
+                  "network at inference (equal `model.*`, `features.*`, `train.head`, `trainer.precision` and "
+                  "decoder settings) share one figure, the median of their runs, so that measurement noise "
+                  "between runs is not read as a cost or a saving."]
     return lines + [""]
 
 
@@ -169,7 +180,7 @@ def render_markdown(table: ExperimentTable, rule: StoppingRule, rec: Recommendat
         lines += [f"## Board accuracy vs {axis.label}", ""]
         if key in plots:
             lines += [f"![board accuracy vs {axis.label}]({plots[key]})", "",
-                      "Marginal gain of each step along the Pareto front (cheapest first):", ""]
+                      "Marginal gain of each step along the Pareto front's upper hull (cheapest first):", ""]
             lines += _gains_table(rows, axis)
         else:
             lines += [f"No experiment has both board accuracy and {axis.label}.", ""]

@@ -5,10 +5,14 @@ Two documented criteria, each switched off by leaving it ``None`` (``null`` in p
 * **Goal met** — ``target_board_acc`` (a fraction, like the metric) together with
   ``latency_budget_ms``: of the experiments that reach the target within the budget, choose the
   one that cost least training energy, and stop.
-* **Diminishing returns** — walk the training-energy Pareto front from its cheapest point and
-  take each next step only while it gains at least ``min_points_per_kj`` board-accuracy points
-  per extra kJ and, when it also costs latency, at least ``min_points_per_ms`` points per extra
-  ms. The first step that falls short ends the walk: stop at the point before it.
+* **Diminishing returns** — walk the training-energy Pareto front from its cheapest point. From
+  the current point, a step to any dearer point on the front is *worthwhile* when it gains at
+  least ``min_points_per_kj`` board-accuracy points per extra kJ and, when it also costs
+  latency, at least ``min_points_per_ms`` points per extra ms; take the worthwhile step that
+  gains most per kJ. Where no step is worthwhile, stop. Looking past the next point matters:
+  a weak intermediate point (say, the new network trained briefly) must not hide a worthwhile
+  one behind it (the same network trained fully), just as extended dominance works in
+  cost-effectiveness analysis.
 
 A latency budget alone excludes slower experiments from the choice. When every step still pays
 off, the most accurate experiment is recommended and the verdict is "keep going".
@@ -20,7 +24,7 @@ from dataclasses import dataclass, fields
 
 from chessrec.errors import UserError
 from chessrec.report.experiments import Excluded, ExperimentRow
-from chessrec.report.pareto import ENERGY, Step, marginal_gains, pareto_front
+from chessrec.report.pareto import ENERGY, Step, pareto_front, step_between
 
 
 @dataclass(frozen=True)
@@ -168,14 +172,20 @@ def recommend(rows: list[ExperimentRow], rule: StoppingRule) -> Recommendation:
     missed = (f" No experiment reaches the target of {_pct(rule.target_board_acc)}{budget}."
               if rule.target_board_acc is not None else "")
     current = front[0]
-    for step in marginal_gains(front, ENERGY):
-        shortfall = _falls_short(step, rule)
-        if shortfall:
-            reason = (f"the next step on the training-energy front, from {step.start.name} to {step.end.name}, "
-                      f"{shortfall}: further refinement stops paying off; settle on {current.name} "
-                      f"({_pct(current.board_acc)}).{missed}")
-            return Recommendation(current, True, reason, tuple(excluded), warnings, step)
-        current = step.end
+    for position in range(len(front)):
+        if front[position] is not current:
+            continue
+        steps = [step_between(current, later, ENERGY) for later in front[position + 1:]]
+        if not steps:
+            break
+        worthwhile = [step for step in steps if _falls_short(step, rule) is None]
+        if not worthwhile:
+            best = max(steps, key=lambda step: step.points_per_unit)
+            reason = (f"no dearer experiment on the training-energy front pays off from {current.name}: the most "
+                      f"efficient step, to {best.end.name}, {_falls_short(best, rule)}. Further refinement "
+                      f"stops paying off; settle on {current.name} ({_pct(current.board_acc)}).{missed}")
+            return Recommendation(current, True, reason, tuple(excluded), warnings, best)
+        current = max(worthwhile, key=lambda step: step.points_per_unit).end
     if len(front) == 1:
         reason = (f"{current.name} is the only point on the training-energy front, so there is no step to "
                   f"judge; sweep more variants to see whether refinement pays off.{missed}")
