@@ -241,3 +241,12 @@ def test_latency_of_one_network_is_pooled_across_its_runs_but_not_across_network
     assert [pooled[n].latency_ms for n in ("base", "short", "long")] == [14.0, 14.0, 14.0]
     assert pooled["base"].latency_runs == 3
     assert pooled["other"].latency_ms == 12.0 and pooled["other"].latency_runs == 1
+
+
+def test_data_size_curve_counts_rendered_boards_when_games_and_random_positions_scale_together():
+    size = {"data.moves_per_game": 20}
+    rows = [row("half", 0.13, **size, **{"data.n_games": 30, "data.n_random": 75}),
+            row("base", 0.14, **size, **{"data.n_games": 60, "data.n_random": 150}),
+            row("double", 0.21, **size, **{"data.n_games": 120, "data.n_random": 300})]
+    (curve,) = learning_curves(rows, "data.n_games")
+    assert [(x, name) for x, _, name in curve.points] == [(675.0, "half"), (1350.0, "base"), (2700.0, "double")]

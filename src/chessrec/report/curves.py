@@ -11,7 +11,28 @@ from dataclasses import dataclass
 from chessrec.report.experiments import ExperimentRow
 
 #: the params the report draws learning curves against, with axis labels
-CURVE_PARAMS = {"data.n_games": "training games (data.n_games)", "train.epochs": "epochs (train.epochs)"}
+CURVE_PARAMS = {"data.n_games": "data size: boards rendered (data.n_games x moves_per_game + n_random)",
+                "train.epochs": "epochs (train.epochs)"}
+#: the params that together set the data size; a data-size sweep usually scales them together
+DATA_SIZE_PARTS = ("data.n_games", "data.moves_per_game", "data.n_random")
+
+
+def _number(value) -> float | None:
+    return None if isinstance(value, bool) or not isinstance(value, (int, float)) else float(value)
+
+
+def curve_value(row: ExperimentRow, param: str) -> float | None:
+    """The x value of ``row`` on the curve against ``param``.
+
+    Against data size it is the number of boards rendered (games x moves + random positions)
+    when all three params are known, so a sweep that scales games and random positions together
+    draws one curve; otherwise the param's own value.
+    """
+    if param == "data.n_games":
+        games, moves, extra = (_number(row.params.get(k)) for k in DATA_SIZE_PARTS)
+        if None not in (games, moves, extra):
+            return games * moves + extra
+    return _number(row.params.get(param))
 
 
 @dataclass(frozen=True)
@@ -31,14 +52,15 @@ def varying_params(rows: list[ExperimentRow]) -> list[str]:
 
 def learning_curves(rows: list[ExperimentRow], param: str) -> list[Curve]:
     """One curve per group of rows with equal other params, keeping curves of two or more values."""
-    others = [k for k in varying_params(rows) if k != param]
+    parts = DATA_SIZE_PARTS if param == "data.n_games" else (param,)
+    others = [k for k in varying_params(rows) if k not in parts]
     groups: dict[tuple[str, ...], list[tuple[float, float, str]]] = {}
     for row in rows:
-        x = row.params.get(param)
-        if row.board_acc is None or isinstance(x, bool) or not isinstance(x, (int, float)):
+        x = curve_value(row, param)
+        if row.board_acc is None or x is None:
             continue
         key = tuple(f"{k}={row.params.get(k)}" for k in others)
-        groups.setdefault(key, []).append((float(x), row.board_acc, row.name))
+        groups.setdefault(key, []).append((x, row.board_acc, row.name))
     curves = []
     for key, points in sorted(groups.items()):
         if len({x for x, _, _ in points}) >= 2:
