@@ -90,7 +90,7 @@ def checker_log_prior(image: np.ndarray, image_corners, empty_by_square: np.ndar
     """Log prior of each a1 position from the checker pattern (a1 is dark), for :func:`decide_orientation`.
 
     ``empty_by_square``: the classifier's probability that each square a1..h8 is empty, read
-    with a1 at the image's bottom-left (any rotation works equally: only the weights move).
+    from the crops taken with a1 at the image's bottom-left, so that square and cell match.
     """
     corners = order_corners(image_corners, "bottom-left")  # image TL, TR, BR, BL
     empty = None
