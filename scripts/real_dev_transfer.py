@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the metrics here as JSON")
     parser.add_argument("--crops-png", type=Path, default=None,
                         help="also draw the model's crops of the first photos as a contact sheet "
-                             f"(e.g. {REAL_CROPS_PNG}, which `dvc plots show` picks up; it stays out of git)")
+                             f"(e.g. {REAL_CROPS_PNG}, view it with `dvc plots show plots/crops.png {REAL_CROPS_PNG}`)")
     args = parser.parse_args(argv)
     try:
         if any(px < 0 or 0 < px < 64 for px in args.board_px):
