@@ -190,7 +190,7 @@ def pool_latency(rows: Sequence[ExperimentRow]) -> list[ExperimentRow]:
     """Give experiments that run the same network at inference one latency: the median of their runs.
 
     Latency is a property of the network and the machine, not of training; two runs of one
-    network differ only by measurement noise (13.4 vs 16.7 ms p50 here), which the stopping rule
+    network differ only by measurement noise (13.3 to 29.3 ms p50 over six runs here), which the stopping rule
     would otherwise read as a cost or a saving.  ``latency_runs`` says how many runs were pooled.
     """
     groups: dict[tuple, list[float]] = {}
