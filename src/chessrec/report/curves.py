@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chessrec.report.experiments import ExperimentRow
+from chessrec.report.experiments import ExperimentRow, finite_number
 
 #: the params the report draws learning curves against, with axis labels
 CURVE_PARAMS = {"data.n_games": "data size: boards rendered (data.n_games x moves_per_game + n_random)",
                 "train.epochs": "epochs (train.epochs)"}
 #: the params that together set the data size; a data-size sweep usually scales them together
 DATA_SIZE_PARTS = ("data.n_games", "data.moves_per_game", "data.n_random")
-
-
-def _number(value) -> float | None:
-    return None if isinstance(value, bool) or not isinstance(value, (int, float)) else float(value)
 
 
 def curve_value(row: ExperimentRow, param: str) -> float | None:
@@ -29,10 +25,10 @@ def curve_value(row: ExperimentRow, param: str) -> float | None:
     draws one curve; otherwise the param's own value.
     """
     if param == "data.n_games":
-        games, moves, extra = (_number(row.params.get(k)) for k in DATA_SIZE_PARTS)
+        games, moves, extra = (finite_number(row.params.get(k)) for k in DATA_SIZE_PARTS)
         if None not in (games, moves, extra):
             return games * moves + extra
-    return _number(row.params.get(param))
+    return finite_number(row.params.get(param))
 
 
 @dataclass(frozen=True)

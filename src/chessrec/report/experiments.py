@@ -78,7 +78,7 @@ def flatten(tree: object, sep: str, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def _number(value: object) -> float | None:
+def finite_number(value: object) -> float | None:
     """A finite float, or None for anything else (missing, NaN, a string)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -86,7 +86,7 @@ def _number(value: object) -> float | None:
 
 
 def _flag(value: object) -> bool | None:
-    number = _number(value)
+    number = finite_number(value)
     return None if number is None else number >= 0.5
 
 
@@ -100,7 +100,8 @@ def _file_data(files: dict | None, suffix: str) -> dict[str, object]:
 
 def _latency(evaluate: dict[str, object], params: dict[str, object], keys: Sequence[str]) -> float | None:
     """Sum of the latency metrics ``keys`` (templates, see :data:`LATENCY_METRICS`); None if any is missing."""
-    values = [_number(evaluate.get(key.format(best_decoder=params.get("evaluate.best_decoder")))) for key in keys]
+    best = params.get("evaluate.best_decoder")
+    values = [finite_number(evaluate.get(key.format(best_decoder=best))) for key in keys]
     return None if not values or None in values else sum(values)
 
 
@@ -116,12 +117,12 @@ def row_from_data(name: str, rev: str, data: dict, latency_metrics: Sequence[str
         name=name,
         rev=rev,
         params=params,
-        board_acc=_number(evaluate.get("board_acc")),
-        square_acc=_number(evaluate.get("square_acc")),
-        train_energy_j=_number(train.get("energy/fit_j")),
+        board_acc=finite_number(evaluate.get("board_acc")),
+        square_acc=finite_number(evaluate.get("square_acc")),
+        train_energy_j=finite_number(train.get("energy/fit_j")),
         energy_measured=_flag(train.get("energy/measured")),
         latency_ms=_latency(evaluate, params, latency_metrics),
-        inference_j_per_board=_number(evaluate.get("energy/inference_j_per_board")),
+        inference_j_per_board=finite_number(evaluate.get("energy/inference_j_per_board")),
         inference_energy_measured=_flag(evaluate.get("energy/measured")),
     )
 

@@ -89,7 +89,7 @@ def efficient_steps(front: list[ExperimentRow], axis: Axis) -> list[Step]:
     steps, start = [], 0
     while start < len(front) - 1:
         candidates = [step_between(front[start], b, axis) for b in front[start + 1:]]
-        best = max(range(len(candidates)), key=lambda k: (candidates[k].points_per_unit, -k))
+        best = max(range(len(candidates)), key=lambda k: candidates[k].points_per_unit)  # ties: the nearer
         steps.append(candidates[best])
         start += best + 1
     return steps

@@ -113,7 +113,8 @@ def _gains_table(rows: list[ExperimentRow], axis: Axis) -> list[str]:
             basis += " ⚠ mixed"
         lines.append(f"| {s.start.name} → {s.end.name} | {s.gain_points:+.2f} | {_fmt(s.extra_cost)} "
                      f"| {_fmt(s.points_per_unit)} |" + (f" {basis} |" if with_basis else ""))
-    skipped = [r.name for r in front[1:] if r.name not in {s.end.name for s in steps}]
+    reached = {s.end.name for s in steps}
+    skipped = [r.name for r in front[1:] if r.name not in reached]
     if skipped:
         lines += ["", f"Skipped: {', '.join(skipped)}. A dearer point gains more per {axis.unit} from the same "
                   "start (extended dominance), so the step through it is never the one to judge."]

@@ -171,21 +171,19 @@ def recommend(rows: list[ExperimentRow], rule: StoppingRule) -> Recommendation:
     front = pareto_front(candidates, ENERGY)
     missed = (f" No experiment reaches the target of {_pct(rule.target_board_acc)}{budget}."
               if rule.target_board_acc is not None else "")
-    current = front[0]
-    for position in range(len(front)):
-        if front[position] is not current:
-            continue
+    position = 0
+    while position < len(front) - 1:
+        current = front[position]
         steps = [step_between(current, later, ENERGY) for later in front[position + 1:]]
-        if not steps:
-            break
-        worthwhile = [step for step in steps if _falls_short(step, rule) is None]
+        worthwhile = [k for k, step in enumerate(steps) if _falls_short(step, rule) is None]
         if not worthwhile:
             best = max(steps, key=lambda step: step.points_per_unit)
             reason = (f"no dearer experiment on the training-energy front pays off from {current.name}: the most "
                       f"efficient step, to {best.end.name}, {_falls_short(best, rule)}. Further refinement "
                       f"stops paying off; settle on {current.name} ({_pct(current.board_acc)}).{missed}")
             return Recommendation(current, True, reason, tuple(excluded), warnings, best)
-        current = max(worthwhile, key=lambda step: step.points_per_unit).end
+        position += 1 + max(worthwhile, key=lambda k: steps[k].points_per_unit)
+    current = front[position]
     if len(front) == 1:
         reason = (f"{current.name} is the only point on the training-energy front, so there is no step to "
                   f"judge; sweep more variants to see whether refinement pays off.{missed}")
