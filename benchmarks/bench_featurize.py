@@ -1,9 +1,10 @@
-"""Featurize throughput: JPEG decode + 64 square crops per board, per crop variant.
+"""Featurize throughput: JPEG decode + 64 square crops per board, per crop variant, through featurize itself.
 
     python benchmarks/bench_featurize.py [--boards 60] [--workers 2]
 
-Prints boards/s on one core and over ``--workers`` processes (the featurize stage's target is
->= 50 boards/s on 2 cores for ~512 px photos), plus locate_board's time per image.
+Prints boards/s of :func:`chessrec.features.featurize` (the stage's own code, writes included) on
+one process and over ``--workers`` processes (the featurize stage's target is >= 50 boards/s on
+2 cores for ~512 px photos), plus locate_board's time per image.
 """
 
 from __future__ import annotations
@@ -11,23 +12,18 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
-from chessrec.geometry import CropSpec, square_crops
+from chessrec.features import featurize
+from chessrec.geometry import CropSpec
 from chessrec.imageio import read_rgb
+from chessrec.labels import BoardSample
 from chessrec.localisation import locate_board
 from chessrec.synth import render_board
 from chessrec.synth.positions import random_position
-
-
-def _crop_file(job: tuple[str, np.ndarray, CropSpec]) -> int:
-    path, corners, spec = job
-    return square_crops(read_rgb(path), corners, spec).shape[0]
 
 
 def main() -> None:
@@ -37,31 +33,30 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        files = []
+        samples = []
         for i in range(args.boards):
-            rendered = render_board(random_position(rng), rng_seed=i, image_size=512, with_ids=False)
+            labels = random_position(rng)
+            rendered = render_board(labels, rng_seed=i, image_size=512, with_ids=False)
             path = Path(tmp) / f"{i}.jpg"
             Image.fromarray(rendered.image).save(path, quality=90)
-            files.append((str(path), rendered.corners))
-        for spec in (CropSpec(kind="plain", size=32), CropSpec(kind="height_aware", size=32),
-                     CropSpec(kind="height_aware", size=64)):
-            jobs = [(path, corners, spec) for path, corners in files]
-            start = time.perf_counter()
-            for job in jobs:
-                _crop_file(job)
-            one = len(jobs) / (time.perf_counter() - start)
-            # one OpenCV thread per worker process: nested threading oversubscribes the cores
-            with ProcessPoolExecutor(args.workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-                list(pool.map(_crop_file, jobs[: args.workers]))  # start the workers
+            samples.append(BoardSample(path, labels, rendered.corners, split="train"))
+        variants = {"plain 32": {"square": CropSpec(kind="plain", size=32)},
+                    "height_aware 32": {"square": CropSpec(kind="height_aware", size=32)},
+                    "height_aware 64": {"square": CropSpec(kind="height_aware", size=64)},
+                    "two specs 16 + 32": {"occupancy": CropSpec(kind="plain", size=16),
+                                          "piece": CropSpec(kind="height_aware", size=32)}}
+        for label, specs in variants.items():
+            rates = []
+            for workers in (1, args.workers):
                 start = time.perf_counter()
-                list(pool.map(_crop_file, jobs, chunksize=4))
-                many = len(jobs) / (time.perf_counter() - start)
-            print(f"featurize {spec.kind:12s} size={spec.size:3d}: {one:6.1f} boards/s on 1 core, "
-                  f"{many:6.1f} boards/s with {args.workers} workers")
+                featurize(samples, specs, Path(tmp) / "features", workers=workers)
+                rates.append(len(samples) / (time.perf_counter() - start))
+            print(f"featurize {label:18s}: {rates[0]:6.1f} boards/s in 1 process, "
+                  f"{rates[1]:6.1f} boards/s with {args.workers} workers (pool start-up included)")
         start = time.perf_counter()
-        for path, _ in files[:20]:
-            locate_board(read_rgb(path))
-        print(f"locate_board: {(time.perf_counter() - start) / min(20, len(files)) * 1000:.0f} ms per 512 px image")
+        for sample in samples[:20]:
+            locate_board(read_rgb(sample.image_path))
+        print(f"locate_board: {(time.perf_counter() - start) / min(20, len(samples)) * 1000:.0f} ms per 512 px image")
 
 
 if __name__ == "__main__":

@@ -37,12 +37,14 @@ from tqdm import tqdm
 
 from chessrec.datasets import load_chesscog, load_dataset
 from chessrec.decoding import DECODER_NAMES
-from chessrec.errors import UserError
+from chessrec.errors import USER_ERROR_EXIT, UserError
 from chessrec.fileio import write_atomic
 from chessrec.imageio import read_rgb
+from chessrec.inference import load_model
 from chessrec.labels import BoardSample
 from chessrec.localisation import corner_error, locate_board
-from chessrec.recognize import load_model, recognize
+from chessrec.metrics import board_metrics
+from chessrec.recognize import recognize
 
 #: a board's corners are "found" when every one lies within this fraction of the board size
 PASS_ERROR = 0.02
@@ -76,13 +78,14 @@ def a1_right(chosen: np.ndarray, truth: np.ndarray) -> bool:
 def measure(name: str, samples: list[BoardSample], classifier, decoder: str, rng: np.random.Generator) -> Figures:
     """Locate, orient and read every sample once, from the annotated and from the located corners."""
     errors, locate_s, recognize_s = [], [], []
-    orient_given, orient_e2e, right_given, right_e2e = [], [], [], []
+    orient_given, orient_e2e, read_given, read_e2e = [], [], [], []
+    unread = np.full(64, -1)  # a board that could not be read: every square wrong
     for sample in tqdm(samples, desc=name, unit="img"):
         image = read_rgb(sample.image_path)
 
         given = recognize(image, corners=rng.permutation(sample.corners), decoder=decoder, model=classifier)
         orient_given.append(a1_right(given.corners, sample.corners))
-        right_given.append(int(np.sum(given.labels == sample.labels)))
+        read_given.append(given.labels)
         recognize_s.append(given.timings_ms["total"] / 1e3)
 
         t = time.perf_counter()
@@ -99,11 +102,13 @@ def measure(name: str, samples: list[BoardSample], classifier, decoder: str, rng
         except UserError:  # e.g. no rotation decodes to a plausible position
             e2e = None
         orient_e2e.append(e2e is not None and a1_right(e2e.corners, sample.corners))
-        right_e2e.append(0 if e2e is None else int(np.sum(e2e.labels == sample.labels)))
+        read_e2e.append(unread if e2e is None else e2e.labels)
 
     errors = np.asarray(errors)
     finite = errors[np.isfinite(errors)]
     n = len(samples)
+    truth = np.stack([s.labels for s in samples])
+    m_given, m_e2e = board_metrics(np.stack(read_given), truth), board_metrics(np.stack(read_e2e), truth)
     return Figures(
         dataset=name,
         boards=n,
@@ -114,10 +119,10 @@ def measure(name: str, samples: list[BoardSample], classifier, decoder: str, rng
         locate_s_per_img=float(np.mean(locate_s)),
         orient_given=float(np.mean(orient_given)),
         orient_e2e=float(np.mean(orient_e2e)),
-        square_acc_given=sum(right_given) / (64 * n),
-        square_acc_e2e=sum(right_e2e) / (64 * n),
-        board_acc_given=float(np.mean(np.asarray(right_given) == 64)),
-        board_acc_e2e=float(np.mean(np.asarray(right_e2e) == 64)),
+        square_acc_given=m_given["square_acc"],
+        square_acc_e2e=m_e2e["square_acc"],
+        board_acc_given=m_given["board_acc"],
+        board_acc_e2e=m_e2e["board_acc"],
         recognize_s_per_img=float(np.mean(recognize_s)),
     )
 
@@ -188,4 +193,4 @@ if __name__ == "__main__":
         sys.exit(main())
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(USER_ERROR_EXIT)

@@ -22,14 +22,14 @@ import cv2
 import numpy as np
 
 from chessrec.datasets import load_chesscog
-from chessrec.decoding import DecodeOptions, decode
-from chessrec.errors import UserError
-from chessrec.evaluation import board_metrics, confusion_matrix, per_class_scores
+from chessrec.decoding import DecodeOptions
+from chessrec.errors import USER_ERROR_EXIT, UserError
 from chessrec.fileio import write_atomic
-from chessrec.geometry import CropSpec, crop_contact_sheet, square_crops
+from chessrec.geometry import CropSpec, board_sides, crop_contact_sheet, square_crops
 from chessrec.imageio import read_rgb
+from chessrec.inference import load_model
 from chessrec.labels import CLASS_NAMES, BoardSample
-from chessrec.training import load_classifier
+from chessrec.metrics import evaluate_predictions
 
 #: median longest board side, in pixels, of the default synthetic data (384 px renders)
 SYNTHETIC_BOARD_PX = 200
@@ -45,16 +45,12 @@ DECODERS = {
 }
 
 
-def board_side_px(corners: np.ndarray) -> float:
-    return float(np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1).max())
-
-
 def shrink_to_board(image: np.ndarray, corners: np.ndarray, board_px: int) -> tuple[np.ndarray, np.ndarray]:
     """The photo and corners scaled so the board's longest side is ``board_px`` (0 or larger: unchanged).
 
     Area averaging, as a camera with fewer pixels would integrate the scene.
     """
-    scale = board_px / board_side_px(corners) if board_px > 0 else 1.0
+    scale = board_px / float(board_sides(corners).max()) if board_px > 0 else 1.0
     if scale >= 1.0:
         return image, np.asarray(corners, dtype=np.float64)
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -62,14 +58,16 @@ def shrink_to_board(image: np.ndarray, corners: np.ndarray, board_px: int) -> tu
     return small, (np.asarray(corners, dtype=np.float64) + 0.5) * scale - 0.5
 
 
-def real_crops(samples: list[BoardSample], spec: CropSpec, sizes: list[int]) -> dict[int, np.ndarray]:
-    """Per board size, the (N, 64, 3, H, W) crops of every photo shrunk to it (each photo is read once)."""
-    out: dict[int, list[np.ndarray]] = {px: [] for px in sizes}
+def real_crops(samples: list[BoardSample], specs: dict[str, CropSpec], sizes: list[int]) -> dict[int, dict[str, np.ndarray]]:
+    """Per board size, the (N, 64, 3, H, W) crops per spec of every photo shrunk to it (each photo read once)."""
+    out: dict[int, dict[str, list[np.ndarray]]] = {px: {name: [] for name in specs} for px in sizes}
     for sample in samples:
         photo = read_rgb(sample.image_path)
         for px in sizes:
-            out[px].append(square_crops(*shrink_to_board(photo, sample.corners, px), spec))
-    return {px: np.stack(crops) for px, crops in out.items()}
+            image, corners = shrink_to_board(photo, sample.corners, px)
+            for name, spec in specs.items():
+                out[px][name].append(square_crops(image, corners, spec))
+    return {px: {name: np.stack(crops) for name, crops in by_spec.items()} for px, by_spec in out.items()}
 
 
 def top_confusions(confusion: np.ndarray, n: int = 8) -> list[dict]:
@@ -82,13 +80,13 @@ def top_confusions(confusion: np.ndarray, n: int = 8) -> list[dict]:
 
 
 def measure(probs: np.ndarray, true: np.ndarray) -> dict:
-    """Board metrics per decoder, plus the argmax confusion summary."""
+    """Board metrics per decoder (the evaluation suite's own), plus the confusion summary."""
+    photos = np.array([str(i) for i in range(len(true))])  # each photo its own game: no move chains
     result = {}
     for key, (name, options) in DECODERS.items():
-        pred = np.stack([decode(name, p, options).labels for p in probs])
-        confusion = confusion_matrix(pred, true)
-        result[key] = {**board_metrics(pred, true), "per_class": per_class_scores(confusion),
-                       "top_confusions": top_confusions(confusion)}
+        scored = evaluate_predictions(probs, true, photos, np.zeros(len(true), int), [name], options)
+        result[key] = {**scored.metrics[name], "per_class": scored.per_class[name],
+                       "top_confusions": top_confusions(scored.confusion[name])}
     return result
 
 
@@ -120,23 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if any(px < 0 or 0 < px < 64 for px in args.board_px):
             raise UserError(f"--board-px must be 0 (native) or at least 64, got {args.board_px}")
-        classifier = load_classifier(args.model)
+        model = load_model(args.model)
         samples = load_chesscog(args.data).samples
         if not samples:
             raise UserError(f"{args.data}: no annotated photos")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return USER_ERROR_EXIT
     true = np.stack([s.labels for s in samples])
-    print(f"{len(samples)} photos from {args.data}; model {args.model} ({classifier.crop_spec})")
+    specs = dict(model.crop_specs)
+    print(f"{len(samples)} photos from {args.data}; model {args.model} ({specs})")
     report = {"model": str(args.model), "data": str(args.data), "n_photos": len(samples),
-              "crop_spec": asdict(classifier.crop_spec), "by_board_px": {}}
-    for board_px, crops in real_crops(samples, classifier.crop_spec, args.board_px).items():
+              "crop_specs": {name: asdict(spec) for name, spec in specs.items()}, "by_board_px": {}}
+    shown, *_ = specs  # the contact sheet shows the first spec's crops
+    for board_px, crops in real_crops(samples, specs, args.board_px).items():
         if args.crops_png is not None and board_px == args.board_px[0]:
-            crop_contact_sheet(list(crops[:CONTACT_BOARDS]), args.crops_png,
+            crop_contact_sheet(list(crops[shown][:CONTACT_BOARDS]), args.crops_png,
                                titles=[s.image_path.name for s in samples[:CONTACT_BOARDS]])
             print(f"wrote {args.crops_png}")
-        probs = classifier.predict_proba(crops)
+        probs = model.predict_proba(crops)
         metrics = measure(probs, true)
         _print(board_px, metrics)
         report["by_board_px"][str(board_px)] = metrics

@@ -10,18 +10,16 @@ import pytest
 
 from chessrec.decoding import DecodeOptions
 from chessrec.errors import UserError
-from chessrec.evaluation import (
+from chessrec.evaluation import headline_metrics, run_evaluation, write_outputs
+from chessrec.labels import CLASS_NAMES, EMPTY, labels_from_board
+from chessrec.metrics import (
     board_metrics,
     confusion_matrix,
     evaluate_predictions,
     game_sequences,
-    headline_metrics,
     per_class_scores,
-    run_evaluation,
     true_moves,
-    write_outputs,
 )
-from chessrec.labels import CLASS_NAMES, EMPTY, labels_from_board
 
 ALL_DECODERS = ["argmax", "greedy", "constrained", "topk_legal", "continuity"]
 
@@ -137,7 +135,7 @@ def tiny_model(tmp_path_factory):
     frames = _game(["e4", "e5", "Nf3", "Nc6"])
     for split in ("train", "val", "test"):
         write_arrays(root / f"{split}", {
-            "crops": rng.integers(0, 256, (len(frames), 64, 3, 8, 8), dtype=np.uint8),
+            "crops_square": rng.integers(0, 256, (len(frames), 64, 3, 8, 8), dtype=np.uint8),
             "labels": frames,
             "game_id": np.array(["g1"] * len(frames)),
             "move_id": np.arange(len(frames)),

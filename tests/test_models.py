@@ -1,4 +1,4 @@
-"""Square classifier architectures, and a trained checkpoint carrying its crop geometry."""
+"""Square classifier architectures, and a trained checkpoint carrying its model card."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dvclive.lightning import DVCLiveLogger
 
 from chessrec.config import validate_params
 from chessrec.features import write_arrays
+from chessrec.inference import SQUARE_CROPS, load_model
 from chessrec.models import ARCHITECTURES, SquareClassifier, square_inputs
-from chessrec.training import fit, load_classifier
+from chessrec.training import fit
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -29,12 +30,12 @@ def test_square_inputs_encode_colour_rank_and_file():
 
 def _separable_features(path, n_boards, rng):
     labels = rng.integers(0, 13, size=(n_boards, 64))
-    crops = (labels[:, :, None, None, None] * 18 + rng.integers(0, 10, size=(n_boards, 64, 3, 16, 8))).astype(np.uint8)
-    write_arrays(path, {"crops": crops, "labels": labels})
+    crops = (labels[:, :, None, None, None] * 18 + rng.integers(0, 10, size=(n_boards, 64, 3, 8, 8))).astype(np.uint8)
+    write_arrays(path, {f"crops_{SQUARE_CROPS}": crops, "labels": labels})
     return crops, labels
 
 
-def test_trained_checkpoint_predicts_and_records_its_crop_geometry(tmp_path):
+def test_trained_checkpoint_predicts_and_carries_its_model_card(tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "f").mkdir()
     _separable_features(tmp_path / "f/train", 24, rng)
@@ -44,9 +45,15 @@ def test_trained_checkpoint_predicts_and_records_its_crop_geometry(tmp_path):
     logger = DVCLiveLogger(dir=str(tmp_path / "live"), report=None, save_dvc_exp=False, dvcyaml=False)
     fit(params, tmp_path / "f", tmp_path / "m.ckpt", logger, callbacks=[])
 
-    classifier = load_classifier(tmp_path / "m.ckpt")
-    assert classifier.crop_spec == params.features.crop_spec()
-    probs = classifier.predict_proba(crops)
+    model = load_model(tmp_path / "m.ckpt")
+    assert model.crop_specs == params.features.crop_specs()
+    card = model.card
+    assert card.architecture == {"name": "tiny_cnn", "width": 4, "dropout": 0.1, "head": "single"}
+    assert card.class_names[-1] == "empty" and len(card.class_names) == 13
+    assert card.provenance["params"]["train"]["epochs"] == 1
+    assert card.provenance["boards"] == {"train": 24, "val": 4}
+    assert 0.0 <= card.provenance["validation"]["val/acc"] <= 1.0
+    probs = model.predict_proba({SQUARE_CROPS: crops})
     assert probs.shape == (4, 64, 13)
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-5)
     assert (tmp_path / "live/metrics.json").is_file()
@@ -56,7 +63,7 @@ def test_loading_a_missing_or_foreign_checkpoint_is_a_user_error(tmp_path):
     from chessrec.errors import UserError
 
     with pytest.raises(UserError, match="not found"):
-        load_classifier(tmp_path / "nope.ckpt")
+        load_model(tmp_path / "nope.ckpt")
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a chessrec checkpoint"):
-        load_classifier(tmp_path / "bad.ckpt")
+        load_model(tmp_path / "bad.ckpt")

@@ -33,23 +33,23 @@ def test_orientation_finds_a1_for_cameras_on_every_side(azimuth):
     image = photo_of_coloured_board(camera)
     truth = board_corners(camera)
     image_order = order_corners(truth)  # what a localiser returns: no idea where a1 is
-    result = decide_orientation(image, image_order, colour_score_fn(image))
+    result = decide_orientation(image_order, colour_score_fn(image))
     np.testing.assert_allclose(result.corners, truth, atol=1e-6)
     assert result.margin > 0 and set(result.scores) == set(A1_POSITIONS)
 
 
 def test_orientation_prior_breaks_ties_and_first_position_wins_a_dead_heat():
     square = np.array([[100, 100], [400, 100], [400, 400], [100, 400]], float)
-    assert decide_orientation(None, square, lambda c: 0.0).a1 == "bottom-left"
-    assert decide_orientation(None, square, lambda c: 0.0, log_prior={"top-right": 0.1}).a1 == "top-right"
+    assert decide_orientation(square, lambda c: 0.0).a1 == "bottom-left"
+    assert decide_orientation(square, lambda c: 0.0, log_prior={"top-right": 0.1}).a1 == "top-right"
 
 
 def test_orientation_refuses_when_no_rotation_is_plausible():
     square = np.array([[100, 100], [400, 100], [400, 400], [100, 400]], float)
     with pytest.raises(UserError, match="orientation"):
-        decide_orientation(None, square, lambda c: float("-inf"))
+        decide_orientation(square, lambda c: float("-inf"))
     with pytest.raises(UserError, match="unknown a1"):
-        decide_orientation(None, square, lambda c: 0.0, log_prior={"left": 1.0})
+        decide_orientation(square, lambda c: 0.0, log_prior={"left": 1.0})
 
 
 # ---------------------------------------------------------------- the chess cues: checker pattern, home sides

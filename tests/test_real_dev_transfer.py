@@ -15,7 +15,7 @@ from dvclive.lightning import DVCLiveLogger
 from chessrec.config import validate_params
 from chessrec.datasets import load_chesscog
 from chessrec.features import write_arrays
-from chessrec.geometry import CropSpec
+from chessrec.geometry import CropSpec, board_sides
 from chessrec.labels import EMPTY
 from chessrec.synth import render, render_board
 from chessrec.training import fit
@@ -38,7 +38,7 @@ def test_shrink_to_board_keeps_corners_on_the_same_scene_points(transfer):
     image[395:406, 295:306] = 255  # a bright marker centred on (300, 400)
     corners = np.array([[100, 100], [700, 100], [700, 900], [100, 900]], float)
     small, scaled = transfer.shrink_to_board(image, corners, 200)
-    assert transfer.board_side_px(scaled) == pytest.approx(200, abs=0.5)
+    assert board_sides(scaled).max() == pytest.approx(200, abs=0.5)
     marker = (np.array([300, 400]) + 0.5) * small.shape[1] / 800 - 0.5
     y, x = np.unravel_index(np.argmax(small[..., 0]), small.shape[:2])
     assert np.hypot(x - marker[0], y - marker[1]) <= 1.0
@@ -66,8 +66,9 @@ def test_top_confusions_lists_the_most_frequent_mistakes_first(transfer):
 def test_real_dev_photos_give_one_crop_per_square_at_the_model_size(transfer):
     samples = load_chesscog(REAL_DEV).samples[:2]
     spec = CropSpec(kind="height_aware", size=24, mirror=True)
-    by_size = transfer.real_crops(samples, spec, [transfer.SYNTHETIC_BOARD_PX, 0])
-    for crops in by_size.values():
+    by_size = transfer.real_crops(samples, {"square": spec}, [transfer.SYNTHETIC_BOARD_PX, 0])
+    for by_spec in by_size.values():
+        crops = by_spec["square"]
         assert crops.shape == (2, 64, 3, 48, 24) and crops.dtype == np.uint8
         assert crops.std() > 10  # real content, not a replicated border
 
@@ -98,7 +99,7 @@ def test_transfer_script_writes_metrics_per_decoder_for_a_trained_checkpoint(tra
     for split, n in (("train", 8), ("val", 2)):
         labels = rng.integers(0, 13, size=(n, 64))
         write_arrays(tmp_path / f"f/{split}", {
-            "crops": rng.integers(0, 255, size=(n, 64, 3, 16, 8), dtype=np.uint8), "labels": labels})
+            "crops_square": rng.integers(0, 255, size=(n, 64, 3, 16, 8), dtype=np.uint8), "labels": labels})
     params = validate_params({"features": {"crop": "plain", "size": 8}, "model": {"width": 4},
                               "train": {"epochs": 1, "batch_size": 128}})
     logger = DVCLiveLogger(dir=str(tmp_path / "live"), report=None, save_dvc_exp=False, dvcyaml=False)

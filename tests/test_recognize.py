@@ -18,7 +18,8 @@ from PIL import Image
 from chessrec import recognize as recognize_module
 from chessrec.cli import main
 from chessrec.geometry import CropSpec
-from chessrec.labels import fen_from_labels, labels_from_fen
+from chessrec.inference import BoardPredictions
+from chessrec.labels import CLASS_NAMES, fen_from_labels, labels_from_fen
 from chessrec.recognize import parse_corners, recognize
 
 FEN = "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R"
@@ -31,13 +32,14 @@ PALETTE = np.array([
 CORNERS_A1_BOTTOM_LEFT = np.array([[90.0, 60.0], [380.0, 75.0], [400.0, 330.0], [70.0, 320.0]])
 
 
-class ColourClassifier:
+class ColourClassifier(BoardPredictions):
     """Stand-in for a trained classifier: the class whose colour is nearest each crop's centre."""
 
-    crop_spec = CropSpec(kind="plain", size=16, mirror=False)
+    crop_specs = {"square": CropSpec(kind="plain", size=16, mirror=False)}
+    class_names = CLASS_NAMES
 
-    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
-        centre = crops[..., 5:11, 5:11].astype(np.float64).mean(axis=(-1, -2))  # (N, 64, 3)
+    def predict_squares(self, crops, squares: np.ndarray) -> np.ndarray:
+        centre = crops["square"][..., 5:11, 5:11].astype(np.float64).mean(axis=(-1, -2))  # (M, 3)
         distance = ((centre[..., None, :] - PALETTE) ** 2).sum(axis=-1)
         logits = -distance / 800.0
         probs = np.exp(logits - logits.max(axis=-1, keepdims=True))

@@ -34,7 +34,7 @@ def rendered_project(tmp_path_factory):
     samples = render_dataset(root / "raw", n_games=3, moves_per_game=4, n_random=0, image_size=256, seed=3,
                              workers=1, split_fractions=(0.34, 0.33, 0.33))
     features = {"crop": "height_aware", "size": 16, "mirror": True, "extra_inputs": True}
-    featurize(samples, CropSpec(kind="height_aware", size=16, mirror=True), root / "features", workers=1)
+    featurize(samples, {"square": CropSpec(kind="height_aware", size=16, mirror=True)}, root / "features", workers=1)
     params = validate_params({"features": features, "model": {"name": "tiny_cnn", "width": 8, "dropout": 0.0},
                               "train": {"epochs": 1, "batch_size": 256}})
     fit(params, root / "features", root / "model.ckpt", logger=False, callbacks=[])
@@ -48,13 +48,13 @@ def _a1_in_image(corners: np.ndarray) -> str:
 
 
 def test_predict_reads_rendered_photos_as_the_evaluation_does(rendered_project, capsys):
-    from chessrec.features import load_features
-    from chessrec.training import load_classifier
+    from chessrec.features import crops_by_spec, load_features
+    from chessrec.inference import load_model
 
     root, test_samples = rendered_project
     model = root / "model.ckpt"
     features = load_features(root / "features" / "test")
-    probs = load_classifier(model).predict_proba(features["crops"])
+    probs = load_model(model).predict_proba(crops_by_spec(features))
     for sample in test_samples[:3]:
         shuffled = sample.corners[[2, 0, 3, 1]]
         argv = ["predict", str(sample.image_path), "--corners", ",".join(f"{v:.3f}" for v in shuffled.ravel()),

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from chessrec.errors import UserError
+from chessrec.errors import USER_ERROR_EXIT, UserError
 
 #: sub-command modules, imported lazily so ``chessrec --help`` stays fast.
 COMMAND_MODULES = (
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"chessrec {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return USER_ERROR_EXIT
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chessrec import registry
 from chessrec.errors import UserError
+from chessrec.geometry import CROP_SIZE_MAX, CROP_SIZE_MIN
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -23,7 +25,7 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    source: Literal["synthetic", "chessred", "chesscog"] = "synthetic"
+    source: Literal[registry.DATA_SOURCES] = "synthetic"
     path: Optional[str] = None
     skip_bad: bool = False
     n_games: int = Field(30, ge=1)
@@ -34,20 +36,20 @@ class DataConfig(_Section):
 
 
 class FeaturesConfig(_Section):
-    crop: Literal["plain", "height_aware"] = "height_aware"
-    size: int = Field(24, ge=8, le=256)
+    crop: Literal[registry.CROP_KINDS] = "height_aware"
+    size: int = Field(24, ge=CROP_SIZE_MIN, le=CROP_SIZE_MAX)
     mirror: bool = True
     extra_inputs: bool = True
 
-    def crop_spec(self):
-        """The :class:`chessrec.geometry.CropSpec` that featurize, training and inference share."""
-        from chessrec.geometry import CropSpec
+    def crop_specs(self) -> dict:
+        """The :class:`chessrec.geometry.CropSpec` by name that featurize, training and inference share."""
+        from chessrec.geometry import SQUARE_CROPS, CropSpec
 
-        return CropSpec(kind=self.crop, size=self.size, mirror=self.mirror)
+        return {SQUARE_CROPS: CropSpec(kind=self.crop, size=self.size, mirror=self.mirror)}
 
 
 class ModelConfig(_Section):
-    name: Literal["tiny_cnn", "resnet18", "mobilenet"] = "tiny_cnn"
+    name: Literal[registry.ARCHITECTURES] = "tiny_cnn"
     width: int = Field(16, ge=4, le=256)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
@@ -57,7 +59,7 @@ class TrainConfig(_Section):
     batch_size: int = Field(256, ge=1)
     lr: float = Field(0.003, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
-    head: Literal["single", "two_stage"] = "single"
+    head: Literal[registry.HEADS] = "single"
     empty_keep: float = Field(1.0, gt=0.0, le=1.0)
     num_workers: int = Field(0, ge=0)
 
@@ -70,11 +72,11 @@ class TrainerConfig(_Section):
     precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
 
 
-DecoderName = Literal["argmax", "greedy", "constrained", "topk_legal", "continuity"]
+DecoderName = Literal[registry.DECODERS]
 
 
 class EvaluateConfig(_Section):
-    decoders: list[DecoderName] = ["argmax", "greedy", "constrained", "topk_legal", "continuity"]
+    decoders: list[DecoderName] = list(registry.DECODERS)
     best_decoder: DecoderName = "constrained"
     topk: int = Field(32, ge=1, le=1024)
     strict: bool = True

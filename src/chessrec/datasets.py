@@ -31,12 +31,12 @@ from typing import Iterator, NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from chessrec import registry
 from chessrec.annotations import ANNOTATIONS_FILE, write_annotations
 from chessrec.errors import UserError
 from chessrec.geometry import A1_POSITIONS, order_corners, validate_corners
 from chessrec.labels import CORNER_NAMES, EMPTY, NUM_CLASSES, BoardSample, LabelError, labels_from_fen, square_index
 
-SOURCES = ("synthetic", "chessred", "chesscog")
 SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.85), ("test", 1.0))  # cumulative, for data sets without splits
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SINGLE_LABELS_FILE = "labels.json"
@@ -307,13 +307,15 @@ def _read_json(path: Path):
 
 def load_dataset(source: str, path: Path, skip_bad: bool = False) -> DatasetLoad:
     """Load a data set of kind ``source`` (``synthetic``, ``chessred`` or ``chesscog``) from ``path``."""
-    if source not in SOURCES:
-        raise UserError(f"data.source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if source not in LOADERS:
+        raise UserError(f"data.source must be one of {', '.join(LOADERS)}, got {source!r}")
     if path is None:
         raise UserError(f"data.path must name the {source} data set folder")
-    if source == "chesscog":
-        return load_chesscog(Path(path), skip_bad)
-    return load_chessred(Path(path), skip_bad)
+    return LOADERS[source](Path(path), skip_bad)
+
+
+#: data source -> loader; the renderer writes ChessReD's format
+LOADERS = dict(zip(registry.DATA_SOURCES, (load_chessred, load_chessred, load_chesscog), strict=True))
 
 
 @contextlib.contextmanager

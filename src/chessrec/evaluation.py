@@ -12,22 +12,16 @@ import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from chessrec.decoding import (
-    SEQUENCE_DECODERS,
-    DecodeOptions,
-    check_decoder,
-    decode_sequence,
-    follow_moves,
-    roots_of,
-)
+from chessrec.decoding import DecodeOptions, check_decoder, decode_sequence
 from chessrec.errors import UserError
-from chessrec.labels import CLASS_NAMES, CLASS_SYMBOLS, EMPTY, NUM_CLASSES
+from chessrec.fileio import write_atomic
+from chessrec.geometry import board_mosaic
+from chessrec.labels import CLASS_NAMES, CLASS_SYMBOLS, NUM_CLASSES
+from chessrec.metrics import Evaluation, evaluate_predictions, game_sequences
 
 #: board metrics, in table order: (key, column title)
 BOARD_METRICS: tuple[tuple[str, str], ...] = (
@@ -43,144 +37,6 @@ BOARD_METRICS: tuple[tuple[str, str], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class DecoderRun:
-    """One decoder's output over the test boards (in input order)."""
-
-    name: str
-    labels: np.ndarray  # (N, 64)
-    valid: np.ndarray  # (N,) bool
-    moves: list[tuple[str, ...]]
-    latency_s: np.ndarray  # (N,) decoding time per board
-
-
-def game_sequences(game_id: np.ndarray, move_id: np.ndarray) -> list[np.ndarray]:
-    """Board indices grouped by game, each in move order: the frames continuity decodes as a chain."""
-    game_id, move_id = np.asarray(game_id).astype(str), np.asarray(move_id)
-    return [np.flatnonzero(game_id == g)[np.argsort(move_id[game_id == g], kind="stable")] for g in np.unique(game_id)]
-
-
-def run_decoder(name: str, probs: np.ndarray, sequences: list[np.ndarray], options: DecodeOptions) -> DecoderRun:
-    """Decode all boards; a sequence decoder's time per game is shared evenly among its frames."""
-    n = probs.shape[0]
-    labels = np.empty((n, 64), dtype=np.int64)
-    valid = np.empty(n, dtype=bool)
-    moves: list[tuple[str, ...]] = [()] * n
-    latency = np.empty(n)
-    chunks = sequences if name in SEQUENCE_DECODERS else [np.array([i]) for i in range(n)]
-    for idx in tqdm(chunks, desc=f"decode {name}", unit="game" if name in SEQUENCE_DECODERS else "board", leave=False):
-        start = time.perf_counter()
-        decoded = decode_sequence(name, probs[idx], options)
-        latency[idx] = (time.perf_counter() - start) / len(idx)
-        for i, d in zip(idx, decoded):
-            labels[i], valid[i], moves[i] = d.labels, d.valid, d.moves
-    return DecoderRun(name, labels, valid, moves, latency)
-
-
-def board_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """Per-square and per-board correctness of (N, 64) predicted against true class ids."""
-    errors = (pred != true).sum(axis=1)
-    return {
-        "square_acc": float((pred == true).mean()),
-        "board_acc": float((errors == 0).mean()),
-        "board_acc_le1": float((errors <= 1).mean()),
-        "errors_per_board": float(errors.mean()),
-        "occupancy_acc": float(((pred == EMPTY) == (true == EMPTY)).mean()),
-    }
-
-
-def confusion_matrix(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """(13, 13) counts, rows = true class, columns = predicted class."""
-    return np.bincount(true.ravel() * NUM_CLASSES + pred.ravel(), minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
-
-
-def per_class_scores(confusion: np.ndarray) -> dict[str, dict[str, float]]:
-    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
-    tp = np.diag(confusion).astype(float)
-    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
-    return {
-        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-        for name, p, r, f, s in zip(CLASS_NAMES, precision, recall, f1, support)
-    }
-
-
-def true_moves(labels: np.ndarray, sequences: list[np.ndarray]) -> dict[int, tuple[str, ...]]:
-    """For each frame after the first of a game, the moves (SAN) that led to it from the previous frame.
-
-    The game is followed from its first frame, so the side to move is known once a move is seen.
-    Frames not reachable by at most two legal moves (gaps in the recording) are left out and the
-    game is picked up again from them.
-    """
-    found = {}
-    for idx in sequences:
-        roots = roots_of(labels[idx[0]])
-        for cur in idx[1:]:
-            step = follow_moves(roots, labels[cur])
-            if step is None:
-                roots = roots_of(labels[cur])
-                continue
-            if step[0]:
-                found[int(cur)] = step[0]
-                roots = [step[1]]
-    return found
-
-
-def move_recall(run: DecoderRun, truth: dict[int, tuple[str, ...]], true_labels: np.ndarray,
-                sequences: list[np.ndarray]) -> float:
-    """Share of the games' moves a decoder recovers (NaN when the test set has no moves).
-
-    ``continuity`` states its moves; for a decoder of single boards, a transition's moves count as
-    recovered when both of its boards are read exactly (moves are then read off unambiguously).
-    """
-    total = sum(len(m) for m in truth.values())
-    if total == 0:
-        return float("nan")
-    correct = (run.labels == true_labels).all(axis=1)
-    previous = {int(cur): int(prev) for idx in sequences for prev, cur in zip(idx[:-1], idx[1:])}
-    recovered = 0
-    for frame, moves in truth.items():
-        if run.name in SEQUENCE_DECODERS:
-            recovered += len(moves) if run.moves[frame] == moves else 0
-        elif correct[frame] and correct[previous[frame]]:
-            recovered += len(moves)
-    return recovered / total
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """All decoders' results on one test set, with the figures derived from them."""
-
-    runs: dict[str, DecoderRun]
-    metrics: dict[str, dict[str, float]]  # decoder -> metric -> value
-    confusion: dict[str, np.ndarray]
-    per_class: dict[str, dict[str, dict[str, float]]]
-
-
-def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, game_id: np.ndarray, move_id: np.ndarray,
-                         decoders: Sequence[str], options: DecodeOptions = DecodeOptions()) -> Evaluation:
-    """Decode identical (N, 64, 13) probabilities with each decoder and score against (N, 64) labels."""
-    if probs.shape[:2] != labels.shape or probs.shape[1:] != (64, NUM_CLASSES):
-        raise UserError(f"probabilities {probs.shape} do not match labels {labels.shape}")
-    sequences = game_sequences(game_id, move_id)
-    truth = true_moves(labels, sequences)
-    runs, metrics, confusion, per_class = {}, {}, {}, {}
-    for name in decoders:
-        run = runs[name] = run_decoder(check_decoder(name), probs, sequences, options)
-        metrics[name] = {
-            **board_metrics(run.labels, labels),
-            "valid_rate": float(run.valid.mean()),
-            "move_recall": move_recall(run, truth, labels, sequences),
-            "latency_p50_ms": float(np.percentile(run.latency_s, 50) * 1e3),
-            "latency_p95_ms": float(np.percentile(run.latency_s, 95) * 1e3),
-        }
-        confusion[name] = confusion_matrix(run.labels, labels)
-        per_class[name] = per_class_scores(confusion[name])
-    return Evaluation(runs, metrics, confusion, per_class)
-
-
 # ------------------------------------------------------------------------------------------ the stage
 def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders: Sequence[str], best_decoder: str,
                    topk: int = 32, strict: bool = True, energy: Mapping[str, float] | None = None,
@@ -193,26 +49,28 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders
     Returns the flat metrics logged.
     """
     from chessrec.energy import EnergyMeter
-    from chessrec.features import load_features
-    from chessrec.training import load_classifier
+    from chessrec.features import crops_by_spec, load_features
+    from chessrec.inference import check_board_crops, load_model
 
     decoders = [check_decoder(d) for d in decoders]
     if check_decoder(best_decoder) not in decoders:
         raise UserError(f"evaluate.best_decoder {best_decoder!r} is not among evaluate.decoders {decoders}")
     options = DecodeOptions(strict=strict, topk=topk)
     features = load_features(Path(features_dir))
-    crops, labels = features["crops"], features["labels"]
+    labels = features["labels"]
     if len(labels) == 0:
         raise UserError(f"{features_dir}: no boards to evaluate")
-    classifier = load_classifier(model_path)
-    if tuple(crops.shape[-2:]) != tuple(classifier.crop_spec.output_shape):
-        raise UserError(f"{features_dir}: crops are {crops.shape[-2:]} but {model_path} expects "
-                        f"{classifier.crop_spec.output_shape}; re-run featurize with the model's features params")
+    model = load_model(model_path)
+    try:
+        crops = check_board_crops(model.crop_specs, crops_by_spec(features))
+    except UserError as exc:
+        raise UserError(f"{features_dir} and {model_path}: {exc}") from None
+    shown, *_ = model.crop_specs  # the worst-boards sheet shows the first spec's crops
 
-    model_latency = _model_latency(classifier, crops[:latency_boards])
+    model_latency = _model_latency(model, {name: c[:latency_boards] for name, c in crops.items()})
     with EnergyMeter(**dict(energy or {})) as meter:
         meter.begin_window("inference")
-        probs = classifier.predict_proba(crops)
+        probs = model.predict_proba(crops)
         for idx in game_sequences(features["game_id"], features["move_id"]):
             decode_sequence(best_decoder, probs[idx], options)
         inference = meter.end_window("inference")
@@ -232,19 +90,22 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders
     else:
         live_context = contextlib.nullcontext(live)
     with live_context as target:
-        write_outputs(evaluation, flat, target, Path(out_dir), crops, labels, model_latency, best_decoder,
-                      inference.summary(), classifier.crop_spec.mirror)
+        write_outputs(evaluation, flat, target, Path(out_dir), crops[shown], labels, model_latency, best_decoder,
+                      inference.summary(), model.crop_specs[shown].mirror)
     accuracies = ", ".join(f"{name} {m['board_acc']:.3f}" for name, m in evaluation.metrics.items())
     print(f"evaluate: {len(labels)} boards, board accuracy {accuracies}; best = {best_decoder} -> {out_dir}")
     return flat
 
 
-def _model_latency(classifier, crops: np.ndarray) -> np.ndarray:
-    classifier.predict_proba(crops[:1])  # warm-up: first call pays for lazy initialisation
+def _model_latency(model, crops: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Seconds per board, one board at a time (as ``chessrec predict`` runs the model)."""
+    n = len(next(iter(crops.values())))
+    model.predict_proba({name: c[:1] for name, c in crops.items()})  # warm-up: first call pays for lazy initialisation
     times = []
-    for i in range(len(crops)):
+    for i in range(n):
+        board = {name: c[i:i + 1] for name, c in crops.items()}
         start = time.perf_counter()
-        classifier.predict_proba(crops[i:i + 1])
+        model.predict_proba(board)
         times.append(time.perf_counter() - start)
     return np.array(times)
 
@@ -268,9 +129,9 @@ def write_outputs(evaluation: Evaluation, flat: Mapping[str, float], live, out_d
     live.log_sklearn_plot("confusion_matrix", [CLASS_NAMES[c] for c in labels.ravel()],
                           [CLASS_NAMES[c] for c in best_run.labels.ravel()], name="confusion_matrix.json")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(out_dir / "decoders.md", decoders_table(evaluation, best_decoder, flat, energy_summary))
-    _write_text(out_dir / "per_class.json", json.dumps(evaluation.per_class, indent=2))
-    _write_text(out_dir / "energy.json", json.dumps(dict(energy_summary), indent=2))
+    write_atomic(out_dir / "decoders.md", decoders_table(evaluation, best_decoder, flat, energy_summary))
+    write_atomic(out_dir / "per_class.json", json.dumps(evaluation.per_class, indent=2))
+    write_atomic(out_dir / "energy.json", json.dumps(dict(energy_summary), indent=2))
     live.log_image("decoders.png", decoder_bars(evaluation.metrics))
     live.log_image("confusion_matrix.png", confusion_figure(evaluation.confusion[best_decoder], best_decoder))
     live.log_image("worst_boards.png", worst_boards(crops, labels, best_run.labels, best_decoder, mirrored))
@@ -302,12 +163,6 @@ def _cell(key: str, value: float) -> str:
     if not np.isfinite(value):
         return "n/a"
     return f"{value:.2f}" if key.endswith("_ms") or key == "errors_per_board" else f"{value:.3f}"
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------------------------- plots
@@ -362,15 +217,6 @@ _GLYPHS = dict(zip(CLASS_SYMBOLS, "\u2659\u2656\u2658\u2657\u2655\u2654\u265f\u2
 _LIGHT, _DARK, _WRONG = (240, 217, 181), (181, 136, 99), (230, 80, 80)
 
 
-def _crop_mosaic(crops: np.ndarray, mirrored: bool) -> np.ndarray:
-    """The 64 crops (64, 3, H, W) tiled as a diagram: rank 8 on top, files a..h left to right."""
-    tiles = crops.transpose(0, 2, 3, 1).copy()
-    if mirrored:  # undo the training-time flip of files a-d so the mosaic reads naturally
-        tiles[np.arange(64) % 8 < 4] = tiles[np.arange(64) % 8 < 4, :, ::-1]
-    rows = [np.concatenate(list(tiles[rank * 8:rank * 8 + 8]), axis=1) for rank in range(7, -1, -1)]
-    return np.concatenate(rows, axis=0)
-
-
 def _draw_diagram(draw, origin: tuple[int, int], labels: np.ndarray, wrong: np.ndarray, cell: int, font) -> None:
     x0, y0 = origin
     for square in range(64):
@@ -403,7 +249,7 @@ def worst_boards(crops: np.ndarray, true: np.ndarray, pred: np.ndarray, decoder:
     draw = ImageDraw.Draw(sheet)
     for row, i in enumerate(worst):
         y = gap + row * (side + title + gap)
-        mosaic = Image.fromarray(_crop_mosaic(crops[i], mirrored)).resize((mosaic_width, side))
+        mosaic = Image.fromarray(board_mosaic(crops[i], unmirror=mirrored, gap=0)).resize((mosaic_width, side))
         sheet.paste(mosaic, (gap, y + title))
         columns = (gap, 2 * gap + mosaic_width, 3 * gap + mosaic_width + side)
         headings = (f"#{i} crops", "true", f"{decoder}: {errors[i]} error(s)")

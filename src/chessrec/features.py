@@ -1,14 +1,17 @@
-"""Featurize: one fixed-size crop per square for every board photo, grouped by split.
+"""Featurize: fixed-size crops of every square of every board photo, per crop spec, grouped by split.
 
-The crops are cut by :func:`chessrec.geometry.square_crops`, the same function inference uses.
-Output per split: a folder ``<split>/`` of ``.npy`` files, ``crops`` (N, 64, 3, H, W) uint8,
-``labels`` (N, 64), ``game_id``, ``move_id`` and ``image_path`` (N,).  Same inputs and spec give
+The crops are cut by :func:`chessrec.geometry.square_crops`, the same function inference uses,
+once per named :class:`~chessrec.geometry.CropSpec` (one for a single classifier; an occupancy and
+a piece spec for a two-stage system), each photo read once.  Output per split: a folder
+``<split>/`` of ``.npy`` files, ``crops_<spec name>`` (N, 64, 3, H, W) uint8 for each spec,
+``labels`` (N, 64), ``game_id``, ``move_id`` and ``image_path`` (N,).  Same inputs and specs give
 the same bytes.  Plain ``.npy`` (not ``.npz``): a zip container's header bytes change with the
 Python version that wrote it, which would break the byte-identity check of ``dvc.lock``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -23,23 +26,35 @@ from chessrec.imageio import read_rgb
 from chessrec.labels import BoardSample
 
 SPLITS = ("train", "val", "test")
+#: file-name prefix of a spec's crops array
+CROPS_PREFIX = "crops_"
 
 
-def crop_sample(sample: BoardSample, spec: CropSpec) -> np.ndarray:
-    return square_crops(read_rgb(sample.image_path), sample.corners, spec)
+def crop_sample(sample: BoardSample, specs: Mapping[str, CropSpec]) -> dict[str, np.ndarray]:
+    """The 64 crops of one photo per spec, the photo read once."""
+    pixels = read_rgb(sample.image_path)
+    return {name: square_crops(pixels, sample.corners, spec) for name, spec in specs.items()}
+
+
+def crops_by_spec(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The crops arrays of a loaded split, by spec name (what a model's ``predict_proba`` takes)."""
+    return {key[len(CROPS_PREFIX):]: value for key, value in features.items() if key.startswith(CROPS_PREFIX)}
 
 
 def _quiet_worker() -> None:
     cv2.setNumThreads(1)  # one OpenCV thread per worker process: no oversubscription of the cores
 
 
-def _crop_job(args: tuple[BoardSample, CropSpec]) -> np.ndarray:
+def _crop_job(args: tuple[BoardSample, Mapping[str, CropSpec]]) -> dict[str, np.ndarray]:
     return crop_sample(*args)
 
 
-def featurize(samples: list[BoardSample], spec: CropSpec, out_dir: Path, workers: int = 2) -> dict[str, int]:
+def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir: Path,
+              workers: int = 2) -> dict[str, int]:
     """Write ``out_dir/<split>/`` for every split; returns boards per split."""
-    jobs = [(s, spec) for s in samples]
+    if not specs:
+        raise UserError("featurize: no crop spec to cut")
+    jobs = [(s, dict(specs)) for s in samples]
     if workers > 1 and len(jobs) > 1:
         with get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
             crops = list(tqdm(pool.imap(_crop_job, jobs, chunksize=8), total=len(jobs), desc="featurize", unit="board"))
@@ -49,9 +64,12 @@ def featurize(samples: list[BoardSample], spec: CropSpec, out_dir: Path, workers
     counts = {}
     for split in SPLITS:
         idx = [i for i, s in enumerate(samples) if s.split == split]
-        h, w = spec.output_shape
         arrays = {
-            "crops": np.stack([crops[i] for i in idx]) if idx else np.zeros((0, 64, 3, h, w), np.uint8),
+            f"{CROPS_PREFIX}{name}": (np.stack([crops[i][name] for i in idx]) if idx
+                                      else np.zeros((0, 64, 3, *spec.output_shape), np.uint8))
+            for name, spec in specs.items()
+        }
+        arrays |= {
             "labels": np.stack([samples[i].labels for i in idx]).astype(np.int64) if idx else np.zeros((0, 64), np.int64),
             "game_id": np.array([str(samples[i].game_id) for i in idx], dtype=str),
             "move_id": np.array([samples[i].move_id for i in idx], dtype=np.int64),

@@ -11,19 +11,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 
+from chessrec import registry
 from chessrec.errors import UserError
 from chessrec.fileio import write_image
+from chessrec.imageio import check_rgb
 
 #: where the a1 corner lies in the image -> how many quarter turns to rotate image-ordered corners
 A1_POSITIONS = ("bottom-left", "bottom-right", "top-right", "top-left")
 
 #: a board side shorter than this (pixels) cannot give usable 64 crops
 MIN_BOARD_SIDE_PX = 64.0
+#: bounds of a crop's size (its width in pixels), the one bound config and CropSpec both apply
+CROP_SIZE_MIN, CROP_SIZE_MAX = 8, 256
+#: the name of the one crop spec of a single-crop square classifier
+SQUARE_CROPS = "square"
 
 _BOARD_UNIT_CORNERS = np.array([[0, 0], [8, 0], [8, 8], [0, 8]], dtype=np.float64)
 _FILES = np.arange(64) % 8
@@ -53,6 +58,12 @@ def order_corners(points, a1: str = "bottom-left") -> np.ndarray:
     return np.roll(image_order, 3 - a1_index_in_image, axis=0)
 
 
+def board_sides(corners) -> np.ndarray:
+    """Lengths (pixels) of the quad's four sides, a8-h8, h8-h1, h1-a1, a1-a8."""
+    pts = np.asarray(corners, dtype=np.float64)
+    return np.linalg.norm(np.roll(pts, -1, axis=0) - pts, axis=1)
+
+
 def validate_corners(corners, image_shape: tuple[int, ...], min_side: float = MIN_BOARD_SIDE_PX) -> np.ndarray:
     """Corners as float64 (4, 2), or a :class:`UserError` saying why they cannot be a board.
 
@@ -67,7 +78,7 @@ def validate_corners(corners, image_shape: tuple[int, ...], min_side: float = MI
     if np.any(pts < -0.5) or np.any(pts[:, 0] > width - 0.5) or np.any(pts[:, 1] > height - 0.5):
         raise UserError(f"board corners {pts.round(1).tolist()} lie outside the {width}x{height} image")
     edges = np.roll(pts, -1, axis=0) - pts
-    sides = np.linalg.norm(edges, axis=1)
+    sides = board_sides(pts)
     if sides.min() < min_side:
         raise UserError(f"board is too small: shortest side {sides.min():.0f} px < {min_side:.0f} px")
     turns = np.cross(edges, np.roll(edges, -1, axis=0))  # >0 == clockwise on screen (y down)
@@ -181,7 +192,7 @@ class CropSpec:
     halves of the board look alike to the classifier.
     """
 
-    kind: Literal["plain", "height_aware"] = "height_aware"
+    kind: str = "height_aware"
     size: int = 32
     mirror: bool = True
     height_factor: float = 1.7
@@ -189,10 +200,10 @@ class CropSpec:
     side_factor: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.kind not in ("plain", "height_aware"):
-            raise UserError(f"features.crop must be 'plain' or 'height_aware', got {self.kind!r}")
-        if not isinstance(self.size, int) or not 8 <= self.size <= 512:
-            raise UserError(f"features.size must be an integer in [8, 512], got {self.size!r}")
+        if self.kind not in registry.CROP_KINDS:
+            raise UserError(f"features.crop must be one of {', '.join(registry.CROP_KINDS)}, got {self.kind!r}")
+        if not isinstance(self.size, int) or not CROP_SIZE_MIN <= self.size <= CROP_SIZE_MAX:
+            raise UserError(f"features.size must be an integer in [{CROP_SIZE_MIN}, {CROP_SIZE_MAX}], got {self.size!r}")
         for name, low, high in (("height_factor", 0.0, 5.0), ("margin", 0.0, 1.0), ("side_factor", 0.0, 2.0)):
             value = getattr(self, name)
             if not low <= value <= high:
@@ -206,8 +217,7 @@ class CropSpec:
 
 def square_crops(image: np.ndarray, corners, spec: CropSpec) -> np.ndarray:
     """The 64 square crops (64, 3, H, W) uint8, a1..h8, of an RGB image given its board corners."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise UserError(f"image must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
+    image = check_rgb(image)
     pts = validate_corners(corners, image.shape)
     if spec.kind == "plain":
         crops = _plain_crops(image, pts, spec.size)
@@ -238,7 +248,7 @@ def _shrink(image: np.ndarray, quads: np.ndarray, scale: float) -> tuple[np.ndar
 
 
 def _plain_crops(image: np.ndarray, pts: np.ndarray, size: int) -> np.ndarray:
-    side_px = np.linalg.norm(np.roll(pts, -1, axis=0) - pts, axis=1).max()
+    side_px = board_sides(pts).max()
     roi, (roi_pts,) = _shrink(image, pts[None], min(1.0, 1.5 * 8 * size / side_px))
     board = cv2.warpPerspective(roi, board_homography(roi_pts, 8 * size), (8 * size, 8 * size),
                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -291,22 +301,42 @@ def _height_aware_crops(image: np.ndarray, pts: np.ndarray, spec: CropSpec) -> n
     return crops
 
 
+def board_mosaic(crops: np.ndarray, unmirror: bool = False, gap: int = 0) -> np.ndarray:
+    """One board's 64 crops (64, 3, H, W) tiled as a diagram, rank 8 on top, files a..h left to right.
+
+    Each tile is followed by ``gap`` white pixels right and below.  ``unmirror`` undoes the
+    crop spec's flip of files a-d, so that the mosaic reads like the photo.
+    """
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or crops.shape[:2] != (64, 3):
+        raise UserError(f"a board mosaic needs crops of shape (64, 3, H, W), got {crops.shape}")
+    _, _, height, width = crops.shape
+    tiles = crops.transpose(0, 2, 3, 1)
+    if unmirror:
+        tiles = tiles.copy()
+        tiles[_FILES < 4] = tiles[_FILES < 4, :, ::-1]
+    cell_h, cell_w = height + gap, width + gap
+    mosaic = np.full((8 * cell_h, 8 * cell_w, 3), 255, dtype=np.uint8)
+    for sq in range(64):
+        y, x = _ROWS[sq] * cell_h, _FILES[sq] * cell_w
+        mosaic[y:y + height, x:x + width] = tiles[sq]
+    return mosaic
+
+
 def crop_contact_sheet(crops_per_board: list[np.ndarray], out_png: Path, titles: list[str] | None = None,
                        gap: int = 2) -> Path:
     """Write a PNG showing each board's 64 crops laid out as a diagram (a8 top-left), boards side by side."""
     if not crops_per_board:
         raise UserError("contact sheet needs at least one board of crops")
     _, _, height, width = crops_per_board[0].shape
-    cell_h, cell_w = height + gap, width + gap
-    block_w = 8 * cell_w + 4 * gap
+    block_w = 8 * (width + gap) + 4 * gap
     title_h = 14 if titles else 0
-    sheet = np.full((title_h + 8 * cell_h, len(crops_per_board) * block_w, 3), 255, dtype=np.uint8)
+    sheet = np.full((title_h + 8 * (height + gap), len(crops_per_board) * block_w, 3), 255, dtype=np.uint8)
     for b, crops in enumerate(crops_per_board):
         if crops.shape != (64, 3, height, width):
             raise UserError(f"board {b}: crops must be (64, 3, {height}, {width}), got {crops.shape}")
-        for sq in range(64):
-            y, x = title_h + _ROWS[sq] * cell_h, b * block_w + _FILES[sq] * cell_w
-            sheet[y:y + height, x:x + width] = crops[sq].transpose(1, 2, 0)
+        mosaic = board_mosaic(crops, gap=gap)
+        sheet[title_h:title_h + mosaic.shape[0], b * block_w:b * block_w + mosaic.shape[1]] = mosaic
         if titles:
             cv2.putText(sheet, str(titles[b])[:40], (b * block_w + 2, 11), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 0, 0), 1)
     return write_image(out_png, sheet)

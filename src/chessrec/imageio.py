@@ -23,3 +23,11 @@ def read_rgb(path: Path | str) -> np.ndarray:
         raise UserError(f"{path}: not an image file") from None
     except OSError as exc:  # truncated or corrupt data
         raise UserError(f"{path}: unreadable image ({exc})") from None
+
+
+def check_rgb(image, name: str = "image") -> np.ndarray:
+    """``image`` as an H x W x 3 uint8 RGB array, or a UserError naming it and what it is instead."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise UserError(f"{name}: expected an H x W x 3 uint8 RGB image, got {image.shape} {image.dtype}")
+    return image

@@ -21,7 +21,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from chessrec.errors import UserError
-from chessrec.geometry import order_corners, validate_corners
+from chessrec.geometry import board_sides, order_corners, validate_corners
+from chessrec.imageio import check_rgb
 from chessrec.orientation import cell_brightness, checker_log_odds
 
 #: working scales (longest side, pixels), tried in this order; squares come out ~10-80 px, and large
@@ -52,8 +53,7 @@ def locate_board(image: np.ndarray, name: str = "image") -> np.ndarray:
 
     Raises :class:`UserError` naming ``name`` when no chessboard lattice is found.
     """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise UserError(f"{name}: expected an HxWx3 RGB image, got shape {image.shape}")
+    image = check_rgb(image, name)
     found: list[tuple[np.ndarray, int]] = []
     votes: list[int] = []
     for work_side in WORK_SIDES:
@@ -388,5 +388,5 @@ def corner_error(found: np.ndarray, truth: np.ndarray) -> float:
     """
     truth = order_corners(truth, a1="bottom-left")
     found = order_corners(found, a1="bottom-left")
-    side = np.linalg.norm(np.roll(truth, -1, axis=0) - truth, axis=1).mean()
+    side = board_sides(truth).mean()
     return min(float(np.linalg.norm(np.roll(found, k, axis=0) - truth, axis=1).max()) for k in range(4)) / side

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from chessrec import registry
 from chessrec.labels import EMPTY, NUM_CLASSES
 
 SQUARE_INPUTS = 3  # square colour (light=1), rank/7, file/7
@@ -109,19 +110,22 @@ def mobilenet(width: int) -> tuple[nn.Module, int]:
     return nn.Sequential(*layers), 8 * w
 
 
-ARCHITECTURES = {"tiny_cnn": tiny_cnn, "resnet18": resnet18, "mobilenet": mobilenet}
+ARCHITECTURES = dict(zip(registry.ARCHITECTURES, (tiny_cnn, resnet18, mobilenet), strict=True))
 
 
 class SquareClassifier(nn.Module):
     """Backbone + head returning per-class log-probabilities (B, 13)."""
 
-    def __init__(self, name: str, width: int, dropout: float, head: str, extra_inputs: bool):
+    def __init__(self, name: str, width: int, dropout: float, head: str, extra_inputs: bool,
+                 num_classes: int = NUM_CLASSES):
         super().__init__()
         self.backbone, features = ARCHITECTURES[name](width)
         self.extra_inputs = extra_inputs
         in_head = features + (SQUARE_INPUTS if extra_inputs else 0)
         self.two_stage = head == "two_stage"
-        outputs = 2 + (NUM_CLASSES - 1) if self.two_stage else NUM_CLASSES
+        if self.two_stage and num_classes != NUM_CLASSES:
+            raise ValueError(f"the two-stage head factorises the {NUM_CLASSES} board classes, not {num_classes}")
+        outputs = 2 + (NUM_CLASSES - 1) if self.two_stage else num_classes
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_head, outputs))
 
     def forward(self, crops: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:

@@ -112,15 +112,14 @@ def home_side_score(probs: np.ndarray) -> float:
 
 
 def decide_orientation(
-    image: np.ndarray | None,
     image_corners,
     score_fn: Callable[[np.ndarray], float],
     log_prior: Mapping[str, float] | None = None,
 ) -> OrientationResult:
     """Pick the a1 position whose rotation of ``image_corners`` ``score_fn`` finds most plausible.
 
-    ``image`` is accepted for image cues and may be None; ``log_prior`` maps a1 positions to
-    log-probabilities added to the scores (missing positions get 0).
+    ``log_prior`` maps a1 positions to log-probabilities added to the scores (missing positions
+    get 0): the image's cues come in through it (:func:`checker_log_prior`).
     """
     prior = dict(log_prior or {})
     unknown = set(prior) - set(A1_POSITIONS)

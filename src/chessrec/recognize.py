@@ -1,18 +1,22 @@
-"""Reading the position off one photo: the Python API a broadcast system embeds, and ``chessrec predict``.
+"""Reading the position off photos: the Python API a broadcast system embeds, and ``chessrec predict``.
 
-A photo goes through the same steps as the pipeline: board corners (given, or found by
-:func:`chessrec.localisation.locate_board`), where a1 lies (given, or decided by
-:func:`chessrec.orientation.decide_orientation` from the checker pattern, which side each colour
-stands on and which rotation decodes most plausibly),
-the model's square crops (:func:`chessrec.geometry.square_crops` with the spec it was trained
-on), the classifier, and a decoder from :mod:`chessrec.decoding`.
+A photo goes through the same steps as the pipeline, each a public method of :class:`Recognizer`:
+``locate`` the board's corners (:func:`chessrec.localisation.locate_board`), ``orient`` it (which
+image corner is a1: :func:`chessrec.orientation.decide_orientation`, from the checker pattern,
+which side each colour stands on and which rotation decodes most plausibly), ``crop`` the squares
+with the model's own crop specs, ``classify`` them and ``decode`` the position.
+
+A camera over a board sees the same board frame after frame, so a recognizer *locks* the corners
+and a1 it found and reuses them, re-checking each new frame cheaply (the checker pattern is still
+there, in the same phase) instead of searching again; it re-locates when the check fails.
+:func:`recognize` is the one-call convenience for a single photo.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,15 +24,18 @@ from typing import Any
 import chess
 import numpy as np
 
-from chessrec.decoding import DecodeOptions, check_decoder, decode
+from chessrec.decoding import Decoded, DecodeOptions, check_decoder, decode
 from chessrec.errors import UserError
-from chessrec.geometry import A1_POSITIONS, order_corners, square_crops, validate_corners
+from chessrec.geometry import A1_POSITIONS, order_corners, validate_corners
+from chessrec.imageio import check_rgb
+from chessrec.inference import DEFAULT_MODEL, SquareModel, cut_crops, load_model
 from chessrec.labels import CLASS_SYMBOLS, CORNER_NAMES, EMPTY, fen_from_labels
 
-#: the model ``dvc repro`` trains
-DEFAULT_MODEL = Path("models/classifier.ckpt")
 #: used when neither the caller nor params.yaml (``evaluate.best_decoder``) names one
 DEFAULT_DECODER = "constrained"
+#: a locked board passes the re-check while its checker log-odds keep the locked sign and at least this
+#: share of the locked strength (pieces that move change a few squares' brightness, a moved board all)
+LOCK_RECHECK_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,9 @@ class Recognition:
     """A recognised position: FEN piece placement, per-square labels and confidence, and how it was read.
 
     ``corners`` are in :data:`chessrec.labels.CORNER_NAMES` order (a8, h8, h1, a1 corners);
-    ``a1`` names the image corner nearest a1; ``timings_ms`` splits the latency by step.
+    ``a1`` names the image corner nearest a1; ``probabilities`` are the classifier's (64, 13)
+    class probabilities the decoder read; ``from_lock`` says the board lock supplied corners and
+    a1; ``timings_ms`` splits the latency by step.
     """
 
     fen: str
@@ -46,8 +55,10 @@ class Recognition:
     corners: np.ndarray
     a1: str
     decoder: str
+    probabilities: np.ndarray
     orientation_scores: dict[str, float] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    from_lock: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +66,7 @@ class Recognition:
             "valid": self.valid,
             "decoder": self.decoder,
             "a1": self.a1,
+            "from_lock": self.from_lock,
             "corners": {name: [round(float(x), 2), round(float(y), 2)] for name, (x, y) in zip(CORNER_NAMES, self.corners)},
             "squares": {
                 chess.square_name(sq): {"piece": CLASS_SYMBOLS[int(c)], "confidence": round(float(p), 4)}
@@ -65,113 +77,206 @@ class Recognition:
         }
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_classifier(path: Path, mtime_ns: int):
-    from chessrec.training import load_classifier
+@dataclass(frozen=True)
+class BoardLock:
+    """Where the board lies in a fixed camera's view: its corners (a8, h8, h1, a1 order), a1, and proof.
 
-    return load_classifier(path)
+    ``checker`` is the checker log-odds of the image-ordered board when locked
+    (:func:`chessrec.orientation.checker_log_odds`): its sign is the pattern's phase, its size the
+    evidence; ``image_shape`` the frame size it holds for.
+    """
 
-
-def load_model(model=None):
-    """A classifier: loaded from a checkpoint path (cached while the file is unchanged), or passed through."""
-    if model is not None and hasattr(model, "predict_proba"):
-        return model
-    path = Path(model) if model is not None else DEFAULT_MODEL
-    if not path.is_file():
-        raise UserError(f"{path}: model checkpoint not found (run `dvc repro` or pass --model)")
-    return _cached_classifier(path.resolve(), path.stat().st_mtime_ns)
+    corners: np.ndarray
+    a1: str
+    image_shape: tuple[int, int]
+    checker: float
 
 
-def read_image(image) -> np.ndarray:
+def read_image(image, name: str | None = None) -> np.ndarray:
     """H x W x 3 uint8 RGB from a path (EXIF orientation applied) or an array."""
     if isinstance(image, (str, Path)):
         from chessrec.imageio import read_rgb
 
         return read_rgb(image)
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise UserError(f"image must be an H x W x 3 uint8 RGB array, got {image.shape} {image.dtype}")
-    return image
+    return check_rgb(image, name or "image")
+
+
+def _image_name(image) -> str:
+    return str(image) if isinstance(image, (str, Path)) else "image"
+
+
+def _checker(pixels: np.ndarray, image_corners: np.ndarray) -> float:
+    from chessrec.orientation import cell_brightness, checker_log_odds
+
+    return checker_log_odds(cell_brightness(pixels, order_corners(image_corners, "bottom-left")))
+
+
+class Recognizer:
+    """Photo -> position, step by step, keeping a board lock across the frames of one camera.
+
+    ``model``: a :class:`chessrec.inference.SquareModel` or a model file (default: the pipeline's).
+    ``lock``: whether :meth:`recognize` locks the board it finds and reuses it on later frames.
+    """
+
+    def __init__(self, model: SquareModel | Path | str | None = None, decoder: str | None = None,
+                 strict: bool = True, topk: int = 32, lock: bool = True):
+        self.decoder = check_decoder(decoder or DEFAULT_DECODER)
+        self.options = DecodeOptions(strict=strict, topk=topk)
+        self._model_source = model
+        self._model: SquareModel | None = None
+        self.keep_lock = lock
+        self.lock: BoardLock | None = None
+
+    @property
+    def model(self) -> SquareModel:
+        """The square model, loaded on first use (so the user's input is checked before a slow load)."""
+        if self._model is None:
+            self._model = load_model(self._model_source)
+        return self._model
+
+    # ---------------------------------------------------------------------------------- the steps
+    def locate(self, pixels: np.ndarray, name: str = "image") -> np.ndarray:
+        """The board's outer corners in image order (TL, TR, BR, BL of the image)."""
+        from chessrec.localisation import locate_board
+
+        return locate_board(pixels, name=name)
+
+    def crop(self, pixels: np.ndarray, board_corners: np.ndarray) -> dict[str, np.ndarray]:
+        """The 64 crops per crop spec of the model, for corners in a8, h8, h1, a1 order."""
+        return cut_crops(self.model, pixels, board_corners)
+
+    def classify(self, crops: dict[str, np.ndarray]) -> np.ndarray:
+        """(64, 13) class probabilities of one board's crops."""
+        return self.model.predict_proba({name: c[None] for name, c in crops.items()})[0]
+
+    def decode(self, probs: np.ndarray) -> Decoded:
+        return decode(self.decoder, probs, self.options)
+
+    def orient(self, pixels: np.ndarray, image_corners: np.ndarray,
+               probabilities: Callable[[np.ndarray], np.ndarray] | None = None):
+        """Which image corner is a1: an :class:`chessrec.orientation.OrientationResult`.
+
+        ``probabilities`` maps board corners to class probabilities (default: crop and classify);
+        passing a caching one lets the caller reuse the winner's probabilities.
+        """
+        from chessrec.orientation import HOME_SIDE_WEIGHT, checker_log_prior, decide_orientation, home_side_score
+
+        probabilities = probabilities or (lambda corners: self.classify(self.crop(pixels, corners)))
+
+        def plausibility(board_corners: np.ndarray) -> float:
+            probs = probabilities(board_corners)
+            return decode("constrained", probs, self.options).log_prob + HOME_SIDE_WEIGHT * home_side_score(probs)
+
+        empty = probabilities(order_corners(image_corners, "bottom-left"))[:, EMPTY]
+        return decide_orientation(image_corners, plausibility,
+                                  log_prior=checker_log_prior(pixels, image_corners, empty))
+
+    # ------------------------------------------------------------------------------------ the lock
+    def lock_board(self, pixels: np.ndarray, board_corners: np.ndarray, a1: str) -> BoardLock:
+        """Lock the board at these corners (a8, h8, h1, a1 order) for the frames that follow."""
+        self.lock = BoardLock(np.asarray(board_corners, dtype=np.float64), a1, tuple(pixels.shape[:2]),
+                              _checker(pixels, board_corners))
+        return self.lock
+
+    def unlock(self) -> None:
+        self.lock = None
+
+    def lock_holds(self, pixels: np.ndarray) -> bool:
+        """Whether the locked board is still where it was: same frame size, same checker phase, clear pattern.
+
+        One warp of the grey frame: a few milliseconds against the ~0.3 s of :meth:`locate`.
+        """
+        lock = self.lock
+        if lock is None or tuple(pixels.shape[:2]) != lock.image_shape:
+            return False
+        if lock.checker == 0.0:  # nothing to re-check against: locate again
+            return False
+        now = _checker(pixels, lock.corners)
+        return bool(np.sign(now) == np.sign(lock.checker) and abs(now) >= LOCK_RECHECK_SHARE * abs(lock.checker))
+
+    # ----------------------------------------------------------------------------------- one frame
+    def recognize(self, image, corners=None, a1: str | None = None) -> Recognition:
+        """Recognise the position in one photo or frame.
+
+        ``corners``: the board's four outer corners (x, y pixels) in any order, or None to use the
+        lock or locate the board.  ``a1``: the image corner nearest a1 (one of
+        :data:`chessrec.geometry.A1_POSITIONS`), or None to take it from the lock or decide it.
+        """
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        if a1 is not None and a1 not in A1_POSITIONS:
+            raise UserError(f"a1 must be one of {', '.join(A1_POSITIONS)}, got {a1!r}")
+        pixels = read_image(image)
+        timings["read"] = _ms_since(t0)
+        image_corners = None
+        if corners is not None:
+            image_corners = validate_corners(order_corners(corners, "bottom-left"), pixels.shape)  # TL, TR, BR, BL
+        t = time.perf_counter()
+        self.model  # noqa: B018 - load it now, so its time is not counted as locating
+        timings["load_model"] = _ms_since(t)
+
+        t = time.perf_counter()
+        from_lock = corners is None and self.lock_holds(pixels)
+        if from_lock:
+            image_corners = order_corners(self.lock.corners, "bottom-left")
+            a1 = a1 or self.lock.a1
+        elif image_corners is None:
+            image_corners = self.locate(pixels, name=_image_name(image))
+        timings["locate"] = _ms_since(t)
+
+        probs_cache: dict[bytes, tuple[np.ndarray, float, float]] = {}  # corners -> (probs, crop ms, model ms)
+
+        def probabilities(board_corners: np.ndarray) -> np.ndarray:
+            key = np.asarray(board_corners, dtype=np.float64).tobytes()
+            if key not in probs_cache:
+                t_crop = time.perf_counter()
+                crops = self.crop(pixels, board_corners)
+                t_model = time.perf_counter()
+                probs_cache[key] = (self.classify(crops), (t_model - t_crop) * 1e3, _ms_since(t_model))
+            return probs_cache[key][0]
+
+        t = time.perf_counter()
+        scores: dict[str, float] = {}
+        if a1 is None:
+            result = self.orient(pixels, image_corners, probabilities)
+            a1, board_corners = result.a1, np.asarray(result.corners, dtype=np.float64)
+            scores = {str(k): float(v) for k, v in dict(result.scores).items()}
+        else:
+            board_corners = order_corners(image_corners, a1)
+        probs = probabilities(board_corners)
+        _, timings["crops"], timings["model"] = probs_cache[board_corners.tobytes()]
+        # what deciding a1 added: the other rotations' crops and model runs included
+        timings["orientation"] = _ms_since(t) - timings["crops"] - timings["model"]
+
+        t = time.perf_counter()
+        decoded = self.decode(probs)
+        timings["decode"] = _ms_since(t)
+        if self.keep_lock and corners is None and not from_lock:
+            self.lock_board(pixels, board_corners, a1)
+        timings["total"] = _ms_since(t0)
+        return Recognition(
+            fen=fen_from_labels(decoded.labels),
+            labels=decoded.labels,
+            confidence=probs[np.arange(64), decoded.labels].astype(np.float64),
+            valid=decoded.valid,
+            corners=board_corners,
+            a1=a1,
+            decoder=self.decoder,
+            probabilities=probs,
+            orientation_scores=scores,
+            timings_ms=timings,
+            from_lock=from_lock,
+        )
 
 
 def recognize(image, corners=None, a1: str | None = None, decoder: str | None = None, model=None,
               strict: bool = True, topk: int = 32) -> Recognition:
-    """Recognise the position in one photo.
+    """Recognise the position in one photo (see :meth:`Recognizer.recognize`).
 
-    ``corners``: the board's four outer corners (x, y pixels) in any order, or None to locate the board.
-    ``a1``: the image corner nearest a1 (one of :data:`chessrec.geometry.A1_POSITIONS`), or None to decide
-    it from the image.  ``model``: a checkpoint path or a loaded classifier (default: the pipeline's model).
+    ``model``: a model file or a loaded :class:`chessrec.inference.SquareModel` (default: the
+    pipeline's model).  The user's corners and a1 are checked before the (slow) model load.
     """
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    options = DecodeOptions(strict=strict, topk=topk)
-    decoder = check_decoder(decoder or DEFAULT_DECODER)
-    if a1 is not None and a1 not in A1_POSITIONS:
-        raise UserError(f"a1 must be one of {', '.join(A1_POSITIONS)}, got {a1!r}")
-    pixels = read_image(image)
-    timings["read"] = _ms_since(t0)
-    if corners is not None:  # the user's input is checked before the (slow) model load
-        image_corners = validate_corners(order_corners(corners, "bottom-left"), pixels.shape)  # TL, TR, BR, BL
-
-    t = time.perf_counter()
-    classifier = load_model(model)
-    timings["load_model"] = _ms_since(t)
-
-    t = time.perf_counter()
-    if corners is None:
-        from chessrec.localisation import locate_board
-
-        image_corners = locate_board(pixels, name=str(image) if isinstance(image, (str, Path)) else "image")
-    timings["locate"] = _ms_since(t)
-
-    probs_cache: dict[bytes, tuple[np.ndarray, float, float]] = {}  # corners -> (probs, crop ms, model ms)
-
-    def probabilities(board_corners: np.ndarray) -> np.ndarray:
-        key = np.asarray(board_corners, dtype=np.float64).tobytes()
-        if key not in probs_cache:
-            t_crop = time.perf_counter()
-            crops = square_crops(pixels, board_corners, classifier.crop_spec)
-            t_model = time.perf_counter()
-            probs = classifier.predict_proba(crops[None])[0]
-            probs_cache[key] = (probs, (t_model - t_crop) * 1e3, _ms_since(t_model))
-        return probs_cache[key][0]
-
-    t = time.perf_counter()
-    scores: dict[str, float] = {}
-    if a1 is None:
-        from chessrec.orientation import HOME_SIDE_WEIGHT, checker_log_prior, decide_orientation, home_side_score
-
-        def plausibility(board_corners: np.ndarray) -> float:
-            probs = probabilities(board_corners)
-            return decode("constrained", probs, options).log_prob + HOME_SIDE_WEIGHT * home_side_score(probs)
-
-        empty = probabilities(order_corners(image_corners, "bottom-left"))[:, EMPTY]
-        result = decide_orientation(pixels, image_corners, plausibility,
-                                    log_prior=checker_log_prior(pixels, image_corners, empty))
-        a1, board_corners = result.a1, np.asarray(result.corners, dtype=np.float64)
-        scores = {str(k): float(v) for k, v in dict(result.scores).items()}
-    else:
-        board_corners = order_corners(image_corners, a1)
-    probs = probabilities(board_corners)
-    _, timings["crops"], timings["model"] = probs_cache[board_corners.tobytes()]
-    # what deciding a1 added: the other rotations' crops and model runs included
-    timings["orientation"] = _ms_since(t) - timings["crops"] - timings["model"]
-
-    t = time.perf_counter()
-    decoded = decode(decoder, probs, options)
-    timings["decode"] = _ms_since(t)
-    timings["total"] = _ms_since(t0)
-    return Recognition(
-        fen=fen_from_labels(decoded.labels),
-        labels=decoded.labels,
-        confidence=probs[np.arange(64), decoded.labels].astype(np.float64),
-        valid=decoded.valid,
-        corners=board_corners,
-        a1=a1,
-        decoder=decoder,
-        orientation_scores=scores,
-        timings_ms=timings,
-    )
+    return Recognizer(model, decoder, strict=strict, topk=topk, lock=False).recognize(image, corners=corners, a1=a1)
 
 
 def _ms_since(start: float) -> float:

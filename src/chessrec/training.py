@@ -1,12 +1,13 @@
-"""Training the square classifier with PyTorch Lightning, and loading it back for inference.
+"""Training the square classifier with PyTorch Lightning.
 
-The checkpoint carries the model and crop settings it was trained with, so evaluation and
-``chessrec predict`` always cut the same crops the model saw (see :mod:`chessrec.geometry`).
+Every checkpoint carries a model card (:class:`chessrec.inference.ModelCard`): the architecture,
+the crop specs it was trained on, its class order, its preprocessing and its provenance.  So
+evaluation and ``chessrec predict`` always cut the crops the model saw and read the file with
+:func:`chessrec.inference.load_model`, without Lightning.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,33 +16,35 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+import chessrec
 from chessrec.config import Params
 from chessrec.errors import UserError
-from chessrec.features import load_features
-from chessrec.geometry import CropSpec
+from chessrec.features import crops_by_spec, load_features
+from chessrec.inference.card import ModelCard, Preprocessing
+from chessrec.inference.loader import CARD_KEY
+from chessrec.inference.torch_backend import build_network, preprocess
 from chessrec.labels import EMPTY
-from chessrec.models import SquareClassifier
 
 
-def square_dataset(features: dict[str, np.ndarray], empty_keep: float = 1.0, seed: int = 0) -> TensorDataset:
-    """Flatten boards into one sample per square: (crop uint8, square index, class id).
+def square_dataset(features: dict[str, np.ndarray], spec_name: str, empty_keep: float = 1.0,
+                   seed: int = 0) -> TensorDataset:
+    """Flatten boards into one sample per square: (crop uint8 of spec ``spec_name``, square index, class id).
 
     ``empty_keep`` < 1 keeps only that share of the empty squares (a fixed, seeded subset): they
     are most of every board and the easiest class, so dropping some spends the training budget
     on telling pieces apart.
     """
-    crops = torch.from_numpy(features["crops"]).flatten(0, 1)
+    by_spec = crops_by_spec(features)
+    if spec_name not in by_spec:
+        raise UserError(f"features hold crops {sorted(by_spec)}, not {spec_name!r}: re-run `dvc repro featurize`")
+    crops = torch.from_numpy(by_spec[spec_name]).flatten(0, 1)
     labels = torch.from_numpy(features["labels"]).flatten()
-    squares = torch.arange(64).repeat(features["crops"].shape[0])
+    squares = torch.arange(64).repeat(by_spec[spec_name].shape[0])
     if empty_keep < 1.0:
         rng = np.random.default_rng(seed)
         keep = torch.from_numpy((labels.numpy() != EMPTY) | (rng.random(len(labels)) < empty_keep))
         crops, squares, labels = crops[keep], squares[keep], labels[keep]
     return TensorDataset(crops, squares, labels)
-
-
-def to_input(crops_u8: torch.Tensor) -> torch.Tensor:
-    return crops_u8.float().div_(255.0).sub_(0.5)
 
 
 def photometric_jitter(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -57,22 +60,37 @@ def photometric_jitter(x: torch.Tensor, generator: torch.Generator | None = None
     return x * gain * channel + bias + noise
 
 
-class SquareClassifierModule(pl.LightningModule):
-    """Lightning wrapper: NLL on per-square log-probabilities, accuracy per epoch."""
+def model_card(params: Params, provenance: dict | None = None) -> ModelCard:
+    """The card of a classifier trained with these params (it travels inside the checkpoint)."""
+    m = params.model
+    return ModelCard(
+        architecture={"name": m.name, "width": m.width, "dropout": m.dropout, "head": params.train.head},
+        crop_specs=params.features.crop_specs(),
+        preprocessing=Preprocessing(square_inputs=params.features.extra_inputs),
+        provenance={"params": params.model_dump(), "chessrec": chessrec.__version__, "torch": str(torch.__version__),
+                    "lightning": str(pl.__version__), **(provenance or {})},
+    )
 
-    def __init__(self, model: dict, features: dict, train: dict, crop_spec: dict):
+
+class SquareClassifierModule(pl.LightningModule):
+    """Lightning wrapper: NLL on per-square log-probabilities, accuracy per epoch; saves its model card."""
+
+    def __init__(self, card: dict, lr: float, weight_decay: float):
         super().__init__()
         self.save_hyperparameters()
-        self.net = SquareClassifier(
-            model["name"], model["width"], model["dropout"], train["head"], features["extra_inputs"]
-        )
+        self.card = ModelCard.from_dict(card)
+        (self.spec_name,) = self.card.crop_specs  # one network reads one crop spec
+        self.net = build_network(self.card)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CARD_KEY] = self.card.to_dict()
 
     def forward(self, crops: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
         return self.net(crops, squares)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         crops, squares, labels = batch
-        x = to_input(crops)
+        x = preprocess(crops, self.card.preprocessing)
         if stage == "train":
             x = photometric_jitter(x)
         log_probs = self(x, squares)
@@ -89,10 +107,10 @@ class SquareClassifierModule(pl.LightningModule):
         self._step(batch, "val")
 
     def configure_optimizers(self):
-        cfg = self.hparams["train"]
-        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        lr, weight_decay = self.hparams["lr"], self.hparams["weight_decay"]
+        optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg["lr"], total_steps=self.trainer.estimated_stepping_batches
+            optimizer, max_lr=lr, total_steps=self.trainer.estimated_stepping_batches
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -118,56 +136,21 @@ def build_trainer(params: Params, logger, callbacks: list) -> pl.Trainer:
 def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks: list) -> pl.Trainer:
     """Train on the ``train`` split, validate on ``val``, write the checkpoint to ``model_path``."""
     pl.seed_everything(params.seed, workers=True)
-    train_set = square_dataset(load_features(features_dir / "train"), params.train.empty_keep, params.seed)
-    val_set = square_dataset(load_features(features_dir / "val"))
+    train_features, val_features = load_features(features_dir / "train"), load_features(features_dir / "val")
+    card = model_card(params, {"boards": {"train": len(train_features["labels"]), "val": len(val_features["labels"])}})
+    (spec_name,) = card.crop_specs
+    train_set = square_dataset(train_features, spec_name, params.train.empty_keep, params.seed)
+    val_set = square_dataset(val_features, spec_name)
     loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers)
-    module = SquareClassifierModule(
-        params.model.model_dump(), params.features.model_dump(), params.train.model_dump(),
-        asdict(params.features.crop_spec()),
-    )
+    module = SquareClassifierModule(card.to_dict(), params.train.lr, params.train.weight_decay)
     trainer = build_trainer(params, logger, callbacks)
     trainer.fit(
         module,
         DataLoader(train_set, shuffle=True, **loader_args),
         DataLoader(val_set, shuffle=False, **loader_args),
     )
+    module.card = ModelCard.from_dict({**card.to_dict(), "provenance": {**card.provenance, "validation": {
+        key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}}})
     model_path.parent.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(model_path)
     return trainer
-
-
-@dataclass
-class Classifier:
-    """A trained square classifier ready for inference on whole boards."""
-
-    module: SquareClassifierModule
-    crop_spec: CropSpec
-    device: torch.device
-
-    @torch.inference_mode()
-    def predict_proba(self, crops: np.ndarray, batch_boards: int = 16) -> np.ndarray:
-        """(N, 64, 3, H, W) uint8 crops -> (N, 64, 13) float32 class probabilities."""
-        crops = np.asarray(crops)
-        if crops.ndim != 5 or crops.shape[1] != 64:
-            raise ValueError(f"expected crops of shape (N, 64, 3, H, W), got {crops.shape}")
-        out = np.empty((crops.shape[0], 64, 13), dtype=np.float32)
-        squares = torch.arange(64, device=self.device)
-        for start in range(0, crops.shape[0], batch_boards):
-            chunk = torch.from_numpy(crops[start:start + batch_boards]).to(self.device)
-            n = chunk.shape[0]
-            log_probs = self.module(to_input(chunk.flatten(0, 1)), squares.repeat(n))
-            out[start:start + n] = log_probs.exp().reshape(n, 64, 13).cpu().numpy()
-        return out
-
-
-def load_classifier(path: Path | str, device: str = "cpu") -> Classifier:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: model checkpoint not found (run `dvc repro train` or pass --model)")
-    try:
-        module = SquareClassifierModule.load_from_checkpoint(path, map_location=device)
-    except Exception as exc:  # a corrupt or foreign file: say so in one line
-        raise UserError(f"{path}: not a chessrec checkpoint ({type(exc).__name__}: {exc})") from None
-    module.eval()
-    spec = CropSpec(**module.hparams["crop_spec"])
-    return Classifier(module=module, crop_spec=spec, device=torch.device(device))

@@ -10,7 +10,7 @@ import importlib
 import sys
 from typing import Callable
 
-from chessrec.errors import UserError
+from chessrec.errors import USER_ERROR_EXIT, UserError
 
 STAGES = ("prepare", "featurize", "train", "evaluate")
 
@@ -27,4 +27,5 @@ def run_stage(main: Callable[[], int], name: str) -> None:
     try:
         sys.exit(main())
     except UserError as exc:
-        sys.exit(f"{name}: error: {exc}")
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT)

@@ -8,16 +8,16 @@ from chessrec.stages.paths import FEATURES, PLOTS, RAW
 def main(params_path: str = "params.yaml") -> int:
     params = load_params(params_path)
     from chessrec.datasets import load_dataset
-    from chessrec.features import featurize, load_features
+    from chessrec.features import crops_by_spec, featurize, load_features
     from chessrec.geometry import crop_contact_sheet
 
-    f = params.features
-    spec = f.crop_spec()
+    specs = params.features.crop_specs()
     samples = load_dataset("synthetic", RAW).samples
-    counts = featurize(samples, spec, FEATURES, workers=params.data.workers)
-    crop_contact_sheet(list(load_features(FEATURES / "test")["crops"][:6]), PLOTS / "crops.png")
-    h, w = spec.output_shape
-    print(f"featurize: {sum(counts.values())} boards ({counts}) -> {FEATURES}, {f.crop} crops {h}x{w}")
+    counts = featurize(samples, specs, FEATURES, workers=params.data.workers)
+    first, *_ = specs  # the contact sheet shows the first spec's crops
+    crop_contact_sheet(list(crops_by_spec(load_features(FEATURES / "test"))[first][:6]), PLOTS / "crops.png")
+    shapes = ", ".join(f"{name}: {s.kind} {s.output_shape[0]}x{s.output_shape[1]}" for name, s in specs.items())
+    print(f"featurize: {sum(counts.values())} boards ({counts}) -> {FEATURES}, crops {shapes}")
     return 0
 
 

@@ -29,10 +29,6 @@ class Mesh:
     quad_normals: np.ndarray  # (F, 3) unit outward normals
     polygons: tuple[tuple[np.ndarray, np.ndarray], ...] = ()  # (vertex indices, normal); may be concave
 
-    @property
-    def height(self) -> float:
-        return float(self.vertices[:, 2].max())
-
 
 def _merge(*meshes: Mesh) -> Mesh:
     verts, quads, normals, polys, offset = [], [], [], [], 0

@@ -24,7 +24,7 @@ import chess
 import cv2
 import numpy as np
 
-from chessrec.geometry import MIN_BOARD_SIDE_PX
+from chessrec.geometry import MIN_BOARD_SIDE_PX, board_sides
 from chessrec.labels import EMPTY, piece_of_class
 from chessrec.synth.pieces import STYLES, Mesh, box, piece_mesh, revolve
 
@@ -120,7 +120,7 @@ def _sample_camera(rng: np.random.Generator, size: int, border: float) -> tuple[
     for _ in range(100):
         camera, info = _draw_camera(rng, size, border)
         corners = camera.project(BOARD_CORNERS)
-        if np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1).min() >= 1.05 * MIN_BOARD_SIDE_PX:
+        if board_sides(corners).min() >= 1.05 * MIN_BOARD_SIDE_PX:
             break
     return camera, info
 
@@ -423,7 +423,7 @@ def _draw_photographer_shadow(img: np.ndarray, shadow: dict, camera: Camera) -> 
     mask = np.zeros((half, half), np.uint8)
     cv2.fillPoly(mask, [np.round(camera.project(ground) * _SUB * half / size).astype(np.int32)], 255, shift=4)
     corners = camera.project(BOARD_CORNERS)
-    square_px = np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1).mean() / 8 * half / size
+    square_px = board_sides(corners).mean() / 8 * half / size
     _darken(img, cv2.GaussianBlur(mask, (0, 0), max(shadow["softness"] * square_px, 0.5)), shadow["darkness"])
 
 

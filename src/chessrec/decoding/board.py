@@ -1,13 +1,9 @@
-"""Decoding a board's 64 x 13 class probabilities into a position, with and without chess knowledge.
-
-The classifier scores every square on its own; a position is more than 64 independent guesses.
-Each decoder here reads the same log-probabilities and differs only in how much chess it knows:
+"""Decoders of one board: 64 x 13 class log-probabilities -> a position, with and without chess knowledge.
 
 - ``argmax``: every square on its own (the domain-free baseline);
 - ``greedy``: a LiveChess2FEN-style greedy pass with per-type caps, for comparison;
 - ``constrained``: the exact most probable board under the piece-count rules;
-- ``topk_legal``: the first of the k most probable rule-abiding boards that python-chess accepts;
-- ``continuity``: for a game's frames, the most probable position reachable from the previous one.
+- ``topk_legal``: the first of the k most probable rule-abiding boards that python-chess accepts.
 
 Piece-count rules (strict mode), per side: exactly one king; at most 8 pawns; no pawn on rank 1 or 8;
 promoted pieces (queens beyond 1, rooks, bishops, knights beyond 2) at most the number of missing pawns,
@@ -20,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import chess
@@ -28,7 +24,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from chessrec.errors import UserError
-from chessrec.labels import EMPTY, NUM_CLASSES
+from chessrec.labels import EMPTY, NUM_CLASSES, board_from_labels
 
 #: log-probabilities are floored here so that a zero probability stays finite and exactness holds.
 LOG_FLOOR = -50.0
@@ -102,33 +98,13 @@ def board_log_prob(log_probs: np.ndarray, labels: np.ndarray) -> float:
     return float(log_probs[np.arange(64), labels].sum())
 
 
-_CLASS_IDS = np.arange(12)[:, None]
-
-
-def board_of(labels: np.ndarray, turn: chess.Color = chess.WHITE) -> chess.Board:
-    """A python-chess board with this placement, no castling rights, no en-passant square.
-
-    Built from bitboards: parsing a FEN costs about 100 microseconds, which the k-best search cannot afford.
-    """
-    m = np.packbits(np.asarray(labels)[None, :] == _CLASS_IDS, axis=1, bitorder="little").view("<u8")[:, 0].tolist()
-    board = chess.Board(None)
-    board.pawns, board.rooks, board.knights, board.bishops, board.queens, board.kings = (
-        m[t] | m[6 + t] for t in range(6)
-    )
-    white, black = m[0] | m[1] | m[2] | m[3] | m[4] | m[5], m[6] | m[7] | m[8] | m[9] | m[10] | m[11]
-    board.occupied_co = [black, white]  # indexed by colour: chess.BLACK == 0
-    board.occupied = white | black
-    board.turn = turn
-    return board
-
-
 def is_valid_position(labels: np.ndarray) -> bool:
     """Whether python-chess accepts the placement as a position with either side to move.
 
     The side to move cannot be seen in a photo, so a board counts as valid when it is valid for White
     or for Black to move (no castling rights, no en-passant square).
     """
-    board = board_of(labels)
+    board = board_from_labels(labels)
     if board.is_valid():
         return True
     board.turn = chess.BLACK
@@ -295,169 +271,3 @@ def topk_legal(log_probs: np.ndarray, options: DecodeOptions) -> Decoded:
             return Decoded(labels, board_log_prob(log_probs, labels), True)
         best = labels if best is None else best
     return _decoded(log_probs, best) if best is not None else argmax(log_probs, options)
-
-
-# ------------------------------------------------------------------------------------------ continuity
-_PIECE_ATTRS = ("pawns", "rooks", "knights", "bishops", "queens", "kings")
-
-
-def _masks(board: chess.Board) -> list[int]:
-    return [board.pawns, board.rooks, board.knights, board.bishops, board.queens, board.kings,
-            board.occupied_co[chess.WHITE], board.occupied_co[chess.BLACK]]
-
-
-def _placements(masks: list[list[int]]) -> np.ndarray:
-    """(M, 12, 64) bool piece occupancy from per-board bitboards (see :func:`_masks`), in class-id order."""
-    if not masks:
-        return np.zeros((0, 12, 64), dtype=bool)
-    bits = np.unpackbits(np.array(masks, dtype=np.uint64).view(np.uint8).reshape(len(masks), 8, 8), axis=2,
-                         bitorder="little").astype(bool)
-    kinds, colours = bits[:, :6], bits[:, 6:]
-    return np.concatenate((kinds & colours[:, :1], kinds & colours[:, 1:]), axis=1)
-
-
-def _labels_of_placement(placement: np.ndarray) -> np.ndarray:
-    return np.where(placement.any(axis=0), placement.argmax(axis=0), EMPTY).astype(np.int64)
-
-
-def roots_of(labels: np.ndarray) -> list[chess.Board]:
-    """The positions a decoded placement may stand for: each side to move that python-chess accepts.
-
-    Castling rights are assumed wherever king and rook stand on their original squares.
-    """
-    roots = []
-    for turn in (chess.WHITE, chess.BLACK):
-        board = board_of(labels, turn)
-        board.castling_rights = chess.BB_CORNERS
-        board.castling_rights = board.clean_castling_rights()
-        if board.is_valid():
-            roots.append(board)
-    return roots
-
-
-def reachable(roots: Sequence[chess.Board], max_plies: int) -> tuple[list[tuple[chess.Board, tuple[chess.Move, ...]]], np.ndarray]:
-    """Positions reachable from the roots by 0..max_plies legal moves, with their (M, 12, 64) placements.
-
-    Each entry is (root, moves); entries come in order of increasing ply count, so ties go to fewer moves.
-    """
-    entries: list[tuple[chess.Board, tuple[chess.Move, ...]]] = []
-    masks: list[list[int]] = []
-
-    def visit(root: chess.Board, board: chess.Board, moves: tuple[chess.Move, ...], depth: int) -> None:
-        if depth == 0:
-            return
-        for move in list(board.legal_moves):
-            board.push(move)
-            entries.append((root, (*moves, move)))
-            masks.append(_masks(board))
-            visit(root, board, (*moves, move), depth - 1)
-            board.pop()
-
-    for root in roots:
-        entries.append((root, ()))
-        masks.append(_masks(root))
-    for root in roots:
-        visit(root, root.copy(stack=False), (), max_plies)
-    order = sorted(range(len(entries)), key=lambda i: len(entries[i][1]))  # stable: fewest moves first
-    return [entries[i] for i in order], _placements([masks[i] for i in order])
-
-
-def _san(root: chess.Board, moves: Sequence[chess.Move]) -> tuple[str, ...]:
-    board = root.copy(stack=False)
-    sans = []
-    for move in moves:
-        sans.append(board.san(move))
-        board.push(move)
-    return tuple(sans)
-
-
-def _after(root: chess.Board, moves: Sequence[chess.Move]) -> chess.Board:
-    board = root.copy(stack=False)
-    for move in moves:
-        board.push(move)
-    return board
-
-
-def follow_moves(roots: Sequence[chess.Board], target: np.ndarray,
-                 max_plies: int = 2) -> tuple[tuple[str, ...], chess.Board] | None:
-    """The shortest legal move sequence (SAN) from one of the roots to the target placement, with the board after."""
-    target = np.asarray(target)
-    for plies in range(max_plies + 1):
-        entries, placements = reachable(roots, plies)
-        for (root, moves), placement in zip(entries, placements):
-            if len(moves) == plies and np.array_equal(_labels_of_placement(placement), target):
-                return _san(root, moves), _after(root, moves)
-    return None
-
-
-def moves_between(before: np.ndarray, after: np.ndarray, max_plies: int = 2) -> tuple[str, ...] | None:
-    """The shortest legal move sequence (SAN) turning one placement into another, either side moving first."""
-    found = follow_moves(roots_of(before), after, max_plies)
-    return None if found is None else found[0]
-
-
-def continuity(log_probs_seq: np.ndarray, options: DecodeOptions) -> list[Decoded]:
-    """Decode one game's frames in order, each as the most probable position reachable from the last.
-
-    Candidates are the positions 0, 1 or 2 legal moves (a missed frame) away from the previous decoded
-    position, with either side to move until a move has fixed it.  A candidate's score is its summed
-    log-probability.  When the best candidate trails the frame's own ``constrained`` decode by more than
-    ``break_margin`` nats (more than a couple of confidently contradicted squares), the chain is broken
-    (moves missed, a new game, a misread frame): the frame is decoded on its own with ``topk_legal`` and
-    the chain restarts from there.
-    """
-    decoded: list[Decoded] = []
-    roots: list[chess.Board] = []
-    for log_probs in np.asarray(log_probs_seq):
-        own = constrained(log_probs, options)
-        best = None
-        if roots:
-            entries, placements = reachable(roots, options.max_plies)
-            gains = log_probs[:, :12].T - log_probs[:, EMPTY][None, :]  # (12, 64)
-            scores = log_probs[:, EMPTY].sum() + np.einsum("mcs,cs->m", placements, gains)
-            index = int(np.argmax(scores))  # first maximum = fewest moves
-            if scores[index] >= own.log_prob - options.break_margin:
-                best = (entries[index], placements[index], float(scores[index]))
-        if best is None:
-            frame = topk_legal(log_probs, options)
-            decoded.append(frame)
-            roots = roots_of(frame.labels)
-            continue
-        (root, moves), placement, score = best
-        decoded.append(Decoded(_labels_of_placement(placement), score, True, _san(root, moves)))
-        if moves:  # the move fixes the side to move; without one, every root stays possible
-            roots = [_after(root, moves)]
-    return decoded
-
-
-# -------------------------------------------------------------------------------------------- registry
-BoardDecoder = Callable[[np.ndarray, DecodeOptions], Decoded]
-#: decoders of single boards, by name
-DECODERS: dict[str, BoardDecoder] = {
-    "argmax": argmax,
-    "greedy": greedy,
-    "constrained": constrained,
-    "topk_legal": topk_legal,
-}
-#: decoders of a game's frames in order, by name
-SEQUENCE_DECODERS: dict[str, Callable[[np.ndarray, DecodeOptions], list[Decoded]]] = {"continuity": continuity}
-DECODER_NAMES: tuple[str, ...] = (*DECODERS, *SEQUENCE_DECODERS)
-
-
-def check_decoder(name: str) -> str:
-    if name not in DECODER_NAMES:
-        raise UserError(f"unknown decoder {name!r}; choose one of {', '.join(DECODER_NAMES)}")
-    return name
-
-
-def decode(name: str, probs: np.ndarray, options: DecodeOptions = DecodeOptions()) -> Decoded:
-    """Decode one board's (64, 13) class probabilities; ``continuity`` on a single frame decodes it on its own."""
-    return decode_sequence(name, np.asarray(probs)[None], options)[0]
-
-
-def decode_sequence(name: str, probs: np.ndarray, options: DecodeOptions = DecodeOptions()) -> list[Decoded]:
-    """Decode (N, 64, 13) probabilities of frames in game order (order matters only for ``continuity``)."""
-    log_probs = log_probs_of(probs)
-    if check_decoder(name) in SEQUENCE_DECODERS:
-        return SEQUENCE_DECODERS[name](log_probs, options)
-    return [DECODERS[name](lp, options) for lp in log_probs]

@@ -1,0 +1,88 @@
+"""The model card: everything inference needs to use a saved model, stored inside the model file.
+
+A card is plain data (JSON-serialisable): which architecture to rebuild, which crops to cut
+(:class:`chessrec.geometry.CropSpec` by name), the order of the model's output classes, how
+pixels become network input, and where the model came from.  Any backend (torch today, ONNX
+Runtime next) reads the same card, so the preprocessing can never drift between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from chessrec.errors import UserError
+from chessrec.geometry import SQUARE_CROPS, CropSpec
+from chessrec.labels import CLASS_NAMES
+
+__all__ = ["CARD_VERSION", "SQUARE_CROPS", "ModelCard", "Preprocessing"]
+
+#: version of the card layout; a loader refuses a card newer than it understands
+CARD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """uint8 RGB crops (N, 3, H, W) -> network input: ``x / divisor - mean``, float32.
+
+    ``square_inputs``: the network also takes each crop's square index (a1 = 0) for its colour,
+    rank and file features.
+    """
+
+    divisor: float = 255.0
+    mean: float = 0.5
+    layout: str = "NCHW"
+    channels: str = "RGB"
+    square_inputs: bool = True
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a saved square model is and how to feed it.
+
+    ``architecture``: the keyword arguments that rebuild the network (``name``, ``width``, ...);
+    ``crop_specs``: the crops it reads, by name; ``class_names``: its output order;
+    ``provenance``: how it was made (params, data sizes, versions, validation figures).
+    """
+
+    architecture: Mapping[str, Any]
+    crop_specs: Mapping[str, CropSpec]
+    class_names: tuple[str, ...] = CLASS_NAMES
+    preprocessing: Preprocessing = Preprocessing()
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    version: int = CARD_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "architecture": dict(self.architecture),
+            "crop_specs": {name: asdict(spec) for name, spec in self.crop_specs.items()},
+            "class_names": list(self.class_names),
+            "preprocessing": asdict(self.preprocessing),
+            "provenance": dict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "model card") -> "ModelCard":
+        """A card from its stored form; any missing or malformed field is a one-line UserError."""
+        try:
+            version = int(raw.get("version", 0))
+            if version > CARD_VERSION:
+                raise UserError(f"{source}: model card version {version} is newer than this chessrec "
+                                f"understands ({CARD_VERSION}); upgrade chessrec")
+            specs = {str(name): CropSpec(**dict(spec)) for name, spec in dict(raw["crop_specs"]).items()}
+            if not specs:
+                raise UserError(f"{source}: model card names no crop spec")
+            return cls(
+                architecture=dict(raw["architecture"]),
+                crop_specs=specs,
+                class_names=tuple(str(c) for c in raw["class_names"]),
+                preprocessing=Preprocessing(**dict(raw.get("preprocessing", {}))),
+                provenance=dict(raw.get("provenance", {})),
+                version=version,
+            )
+        except UserError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{source}: malformed model card ({type(exc).__name__}: {exc})") from None

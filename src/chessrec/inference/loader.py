@@ -1,0 +1,109 @@
+"""One loader for every saved model: the file decides the backend, the messages are the same.
+
+Today a model is a Lightning checkpoint (``.ckpt``, written by the ``train`` stage) read by the
+torch backend without importing Lightning; the table :data:`BACKENDS` is where an ONNX backend
+plugs in.  Every failure is one :class:`~chessrec.errors.UserError` line naming the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from chessrec.errors import UserError
+from chessrec.inference.card import SQUARE_CROPS, ModelCard, Preprocessing
+from chessrec.inference.model import SquareModel
+from chessrec.labels import CLASS_NAMES
+
+#: the model ``dvc repro`` trains
+DEFAULT_MODEL = Path("models/classifier.ckpt")
+#: where the card is stored inside a Lightning checkpoint
+CARD_KEY = "chessrec_card"
+
+
+def card_from_checkpoint(checkpoint: Mapping[str, Any], source: str) -> ModelCard:
+    """The checkpoint's card; checkpoints written before cards existed get one from their hyperparameters."""
+    if CARD_KEY in checkpoint:
+        return ModelCard.from_dict(checkpoint[CARD_KEY], source)
+    try:
+        hp = checkpoint["hyper_parameters"]
+        model, features, train = hp["model"], hp["features"], hp["train"]
+        raw = {
+            "architecture": {"name": model["name"], "width": model["width"], "dropout": model["dropout"],
+                             "head": train["head"]},
+            "crop_specs": {SQUARE_CROPS: hp["crop_spec"]},
+            "class_names": list(CLASS_NAMES),
+            "preprocessing": {**asdict(Preprocessing()), "square_inputs": bool(features["extra_inputs"])},
+            "provenance": {"params": {k: hp[k] for k in ("model", "features", "train")}},
+        }
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{source}: not a chessrec checkpoint (no model card, and no {exc} in its "
+                        "hyperparameters)") from None
+    return ModelCard.from_dict(raw, source)
+
+
+def load_torch_checkpoint(path: Path, device: str = "cpu"):
+    """A :class:`~chessrec.inference.torch_backend.TorchSquareModel` from a Lightning checkpoint."""
+    import torch
+
+    from chessrec.inference.torch_backend import TorchSquareModel, build_network
+
+    if not zipfile.is_zipfile(path):  # torch checkpoints are zip archives; a cut-off one has no directory
+        raise UserError(f"{path}: not a chessrec checkpoint (not a torch zip archive, or truncated)")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights-only refused an object: never run its code
+        raise UserError(f"{path}: refused: unpickling it would run code or build objects that a model "
+                        f"file does not need ({_first_line(exc)})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: not a chessrec checkpoint (truncated or corrupt: {_first_line(exc)})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise UserError(f"{path}: not a chessrec checkpoint (no state_dict)")
+    card = card_from_checkpoint(checkpoint, str(path))
+    network = build_network(card)
+    weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: weights do not fit the architecture its card names ({_first_line(exc)})") from None
+    return TorchSquareModel(network, card, device)
+
+
+def _unsupported_onnx(path: Path, device: str = "cpu"):
+    raise UserError(f"{path}: ONNX models are not supported by this version of chessrec yet; "
+                    "pass a .ckpt checkpoint")
+
+
+#: file suffix -> loader(path, device)
+BACKENDS: dict[str, Callable[..., SquareModel]] = {".ckpt": load_torch_checkpoint, ".onnx": _unsupported_onnx}
+
+
+def load_model(model: SquareModel | Path | str | None = None, device: str = "cpu") -> SquareModel:
+    """A square model: a loaded one passed through, or read from a file (cached while it is unchanged).
+
+    ``None`` means the pipeline's model, :data:`DEFAULT_MODEL`.
+    """
+    if model is not None and isinstance(model, SquareModel):
+        return model
+    path = Path(model) if model is not None else DEFAULT_MODEL
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found (run `dvc repro` or pass --model)")
+    if path.suffix not in BACKENDS:
+        raise UserError(f"{path}: unknown model format {path.suffix!r} (expected one of {', '.join(BACKENDS)})")
+    stat = path.stat()
+    return _cached(path.resolve(), stat.st_mtime_ns, stat.st_size, device)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(path: Path, mtime_ns: int, size: int, device: str) -> SquareModel:
+    return BACKENDS[path.suffix](path, device)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

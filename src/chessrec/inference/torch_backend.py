@@ -1,0 +1,62 @@
+"""The torch backend: a square classifier rebuilt from its model card and weights, no Lightning.
+
+Training saves Lightning checkpoints; inference reads them with plain ``torch.load`` in
+weights-only mode (no pickled code is ever run) and rebuilds the network from the card, so
+recognising a photo needs torch and the architectures of :mod:`chessrec.models`, nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from chessrec.geometry import CropSpec
+from chessrec.inference.card import ModelCard, Preprocessing
+from chessrec.inference.model import BoardCrops, BoardPredictions
+from chessrec.models import SquareClassifier
+
+
+def preprocess(crops_u8: torch.Tensor, preprocessing: Preprocessing = Preprocessing()) -> torch.Tensor:
+    """uint8 crops -> the float input the network was trained on (training uses this same function)."""
+    return crops_u8.float().div_(preprocessing.divisor).sub_(preprocessing.mean)
+
+
+def build_network(card: ModelCard) -> SquareClassifier:
+    a = card.architecture
+    return SquareClassifier(a["name"], int(a["width"]), float(a["dropout"]), a.get("head", "single"),
+                            card.preprocessing.square_inputs, num_classes=len(card.class_names))
+
+
+class TorchSquareModel(BoardPredictions):
+    """A :class:`chessrec.inference.SquareModel` running a torch network that reads one crop spec."""
+
+    def __init__(self, network: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu"):
+        if len(card.crop_specs) != 1:
+            raise ValueError(f"a torch square network reads one crop spec, the card names {list(card.crop_specs)}")
+        self.card = card
+        self.device = torch.device(device)
+        self.network = network.to(self.device).eval()
+        (self._spec_name,) = card.crop_specs
+
+    @property
+    def crop_specs(self) -> Mapping[str, CropSpec]:
+        return self.card.crop_specs
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        """The one spec this network reads."""
+        return self.card.crop_specs[self._spec_name]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.card.class_names
+
+    @torch.inference_mode()
+    def predict_squares(self, crops: BoardCrops, squares: np.ndarray) -> np.ndarray:
+        """(M, 3, H, W) uint8 crops of the card's spec and (M,) square indices -> (M, C) probabilities."""
+        x = preprocess(torch.from_numpy(np.ascontiguousarray(crops[self._spec_name])).to(self.device),
+                       self.card.preprocessing)
+        log_probs = self.network(x, torch.from_numpy(np.asarray(squares, dtype=np.int64)).to(self.device))
+        return log_probs.exp().cpu().numpy().astype(np.float32, copy=False)

@@ -1,0 +1,164 @@
+"""Scoring decoded boards against the truth: the figures every evaluation reports, in one place.
+
+Pure functions of arrays (no plots, no dvclive, no model), so the ``evaluate`` stage, scripts and
+benchmarks compute each figure the same way.  :func:`evaluate_predictions` decodes identical
+probabilities with each decoder and scores them all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from chessrec.decoding import (
+    SEQUENCE_DECODERS,
+    DecodeOptions,
+    check_decoder,
+    decode_sequence,
+    follow_moves,
+    roots_of,
+)
+from chessrec.errors import UserError
+from chessrec.labels import CLASS_NAMES, EMPTY, NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class DecoderRun:
+    """One decoder's output over the test boards (in input order)."""
+
+    name: str
+    labels: np.ndarray  # (N, 64)
+    valid: np.ndarray  # (N,) bool
+    moves: list[tuple[str, ...]]
+    latency_s: np.ndarray  # (N,) decoding time per board
+
+
+def game_sequences(game_id: np.ndarray, move_id: np.ndarray) -> list[np.ndarray]:
+    """Board indices grouped by game, each in move order: the frames continuity decodes as a chain."""
+    game_id, move_id = np.asarray(game_id).astype(str), np.asarray(move_id)
+    return [np.flatnonzero(game_id == g)[np.argsort(move_id[game_id == g], kind="stable")] for g in np.unique(game_id)]
+
+
+def run_decoder(name: str, probs: np.ndarray, sequences: list[np.ndarray], options: DecodeOptions) -> DecoderRun:
+    """Decode all boards; a sequence decoder's time per game is shared evenly among its frames."""
+    n = probs.shape[0]
+    labels = np.empty((n, 64), dtype=np.int64)
+    valid = np.empty(n, dtype=bool)
+    moves: list[tuple[str, ...]] = [()] * n
+    latency = np.empty(n)
+    chunks = sequences if name in SEQUENCE_DECODERS else [np.array([i]) for i in range(n)]
+    for idx in tqdm(chunks, desc=f"decode {name}", unit="game" if name in SEQUENCE_DECODERS else "board", leave=False):
+        start = time.perf_counter()
+        decoded = decode_sequence(name, probs[idx], options)
+        latency[idx] = (time.perf_counter() - start) / len(idx)
+        for i, d in zip(idx, decoded):
+            labels[i], valid[i], moves[i] = d.labels, d.valid, d.moves
+    return DecoderRun(name, labels, valid, moves, latency)
+
+
+def board_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Per-square and per-board correctness of (N, 64) predicted against true class ids."""
+    errors = (pred != true).sum(axis=1)
+    return {
+        "square_acc": float((pred == true).mean()),
+        "board_acc": float((errors == 0).mean()),
+        "board_acc_le1": float((errors <= 1).mean()),
+        "errors_per_board": float(errors.mean()),
+        "occupancy_acc": float(((pred == EMPTY) == (true == EMPTY)).mean()),
+    }
+
+
+def confusion_matrix(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(13, 13) counts, rows = true class, columns = predicted class."""
+    return np.bincount(true.ravel() * NUM_CLASSES + pred.ravel(), minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def per_class_scores(confusion: np.ndarray) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
+    tp = np.diag(confusion).astype(float)
+    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
+    return {
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(CLASS_NAMES, precision, recall, f1, support)
+    }
+
+
+def true_moves(labels: np.ndarray, sequences: list[np.ndarray]) -> dict[int, tuple[str, ...]]:
+    """For each frame after the first of a game, the moves (SAN) that led to it from the previous frame.
+
+    The game is followed from its first frame, so the side to move is known once a move is seen.
+    Frames not reachable by at most two legal moves (gaps in the recording) are left out and the
+    game is picked up again from them.
+    """
+    found = {}
+    for idx in sequences:
+        roots = roots_of(labels[idx[0]])
+        for cur in idx[1:]:
+            step = follow_moves(roots, labels[cur])
+            if step is None:
+                roots = roots_of(labels[cur])
+                continue
+            if step[0]:
+                found[int(cur)] = step[0]
+                roots = [step[1]]
+    return found
+
+
+def move_recall(run: DecoderRun, truth: dict[int, tuple[str, ...]], true_labels: np.ndarray,
+                sequences: list[np.ndarray]) -> float:
+    """Share of the games' moves a decoder recovers (NaN when the test set has no moves).
+
+    ``continuity`` states its moves; for a decoder of single boards, a transition's moves count as
+    recovered when both of its boards are read exactly (moves are then read off unambiguously).
+    """
+    total = sum(len(m) for m in truth.values())
+    if total == 0:
+        return float("nan")
+    correct = (run.labels == true_labels).all(axis=1)
+    previous = {int(cur): int(prev) for idx in sequences for prev, cur in zip(idx[:-1], idx[1:])}
+    recovered = 0
+    for frame, moves in truth.items():
+        if run.name in SEQUENCE_DECODERS:
+            recovered += len(moves) if run.moves[frame] == moves else 0
+        elif correct[frame] and correct[previous[frame]]:
+            recovered += len(moves)
+    return recovered / total
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """All decoders' results on one test set, with the figures derived from them."""
+
+    runs: dict[str, DecoderRun]
+    metrics: dict[str, dict[str, float]]  # decoder -> metric -> value
+    confusion: dict[str, np.ndarray]
+    per_class: dict[str, dict[str, dict[str, float]]]
+
+
+def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, game_id: np.ndarray, move_id: np.ndarray,
+                         decoders: Sequence[str], options: DecodeOptions = DecodeOptions()) -> Evaluation:
+    """Decode identical (N, 64, 13) probabilities with each decoder and score against (N, 64) labels."""
+    if probs.shape[:2] != labels.shape or probs.shape[1:] != (64, NUM_CLASSES):
+        raise UserError(f"probabilities {probs.shape} do not match labels {labels.shape}")
+    sequences = game_sequences(game_id, move_id)
+    truth = true_moves(labels, sequences)
+    runs, metrics, confusion, per_class = {}, {}, {}, {}
+    for name in decoders:
+        run = runs[name] = run_decoder(check_decoder(name), probs, sequences, options)
+        metrics[name] = {
+            **board_metrics(run.labels, labels),
+            "valid_rate": float(run.valid.mean()),
+            "move_recall": move_recall(run, truth, labels, sequences),
+            "latency_p50_ms": float(np.percentile(run.latency_s, 50) * 1e3),
+            "latency_p95_ms": float(np.percentile(run.latency_s, 95) * 1e3),
+        }
+        confusion[name] = confusion_matrix(run.labels, labels)
+        per_class[name] = per_class_scores(confusion[name])
+    return Evaluation(runs, metrics, confusion, per_class)

@@ -1,0 +1,21 @@
+"""The names of every pluggable component, declared once.
+
+:mod:`chessrec.config` validates choices against these tuples, so ``model=vgg`` fails before any
+work and without importing torch; each implementing module builds its table from the same
+tuple (``dict(zip(NAMES, implementations, strict=True))``), so adding an implementation without
+its name, or a name without an implementation, fails at import.
+"""
+
+#: square-classifier backbones, :data:`chessrec.models.ARCHITECTURES`
+ARCHITECTURES = ("tiny_cnn", "resnet18", "mobilenet")
+#: classifier heads, :class:`chessrec.models.SquareClassifier`
+HEADS = ("single", "two_stage")
+#: decoders of one board, :data:`chessrec.decoding.DECODERS`
+BOARD_DECODERS = ("argmax", "greedy", "constrained", "topk_legal")
+#: decoders of a game's frames in order, :data:`chessrec.decoding.SEQUENCE_DECODERS`
+SEQUENCE_DECODERS = ("continuity",)
+DECODERS = (*BOARD_DECODERS, *SEQUENCE_DECODERS)
+#: where the ``prepare`` stage gets its photos, :func:`chessrec.datasets.load_dataset`
+DATA_SOURCES = ("synthetic", "chessred", "chesscog")
+#: how squares are cut, :class:`chessrec.geometry.CropSpec`
+CROP_KINDS = ("plain", "height_aware")

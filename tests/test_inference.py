@@ -1,0 +1,253 @@
+"""The inference seam: model cards, the one loader, a cascade behind the same interface, the board lock.
+
+Models here are real checkpoints written by the project's training code, or small untrained
+torch networks wrapped by the torch backend; photos are rendered by the project's renderer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import chess
+import numpy as np
+import pytest
+import torch
+
+from chessrec.config import validate_params
+from chessrec.decoding import GameTracker, decode_sequence
+from chessrec.errors import UserError
+from chessrec.features import crops_by_spec, featurize, load_features, write_arrays
+from chessrec.geometry import CropSpec, order_corners
+from chessrec.inference import SQUARE_CROPS, Cascade, ModelCard, SquareModel, load_model
+from chessrec.inference.loader import CARD_KEY
+from chessrec.inference.torch_backend import TorchSquareModel, build_network
+from chessrec.labels import CLASS_NAMES, EMPTY, labels_from_board, labels_from_fen
+from chessrec.recognize import Recognizer, recognize
+from chessrec.synth import render_board
+from chessrec.training import fit
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SPEC = CropSpec(kind="plain", size=8, mirror=False)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A real checkpoint from the training code: one quick epoch on random 8x8 plain crops."""
+    root = tmp_path_factory.mktemp("ckpt")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 2)):
+        write_arrays(root / split, {f"crops_{SQUARE_CROPS}": rng.integers(0, 256, (n, 64, 3, 8, 8), dtype=np.uint8),
+                                    "labels": rng.integers(0, 13, (n, 64))})
+    params = validate_params({"features": {"crop": "plain", "size": 8, "mirror": False}, "model": {"width": 4},
+                              "train": {"epochs": 1, "batch_size": 256}})
+    fit(params, root, root / "model.ckpt", logger=False, callbacks=[])
+    return root / "model.ckpt"
+
+
+def _photo(seed: int = 5):
+    board = chess.Board()
+    for san in ("e4", "e5", "Nf3"):
+        board.push_san(san)
+    rendered = render_board(labels_from_board(board), rng_seed=seed, image_size=320, with_ids=False)
+    return rendered.image, rendered.corners
+
+
+def _a1_in_image(corners: np.ndarray) -> str:
+    image_order = order_corners(corners, "bottom-left")
+    names = ("top-left", "top-right", "bottom-right", "bottom-left")
+    return names[int(np.argmin(np.linalg.norm(image_order - corners[3], axis=1)))]
+
+
+def test_loading_a_model_and_recognising_a_photo_never_imports_lightning(checkpoint, tmp_path):
+    image, corners = _photo()
+    np.save(tmp_path / "photo.npy", image)
+    script = f"""
+import sys, numpy as np
+from chessrec.recognize import recognize
+result = recognize(np.load({str(tmp_path / 'photo.npy')!r}), corners={corners.tolist()!r},
+                   a1={_a1_in_image(corners)!r}, model={str(checkpoint)!r})
+assert len(result.fen.split("/")) == 8
+print(sorted(m for m in sys.modules if "lightning" in m))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_checkpoint_card_round_trips_and_rebuilds_the_same_network(checkpoint):
+    model = load_model(checkpoint)
+    raw = torch.load(checkpoint, weights_only=True)
+    assert ModelCard.from_dict(raw[CARD_KEY]) == model.card
+    assert json.loads(json.dumps(model.card.to_dict())) == raw[CARD_KEY]  # plain JSON: an ONNX file can hold it
+    assert model.card.crop_specs == {SQUARE_CROPS: SPEC}
+    assert model.card.preprocessing.divisor == 255.0 and model.card.preprocessing.mean == 0.5
+
+
+def test_checkpoint_written_before_model_cards_loads_with_the_same_predictions(checkpoint, tmp_path):
+    """Checkpoints of earlier runs carry only Lightning hyperparameters: they still load, unchanged."""
+    raw = torch.load(checkpoint, weights_only=True)
+    card = raw.pop(CARD_KEY)
+    raw["hyper_parameters"] = {
+        "model": {k: card["architecture"][k] for k in ("name", "width", "dropout")},
+        "features": {"crop": "plain", "size": 8, "mirror": False, "extra_inputs": True},
+        "train": {"head": "single"},
+        "crop_spec": card["crop_specs"][SQUARE_CROPS],
+    }
+    torch.save(raw, tmp_path / "old.ckpt")
+    crops = {SQUARE_CROPS: np.random.default_rng(1).integers(0, 256, (2, 64, 3, 8, 8), dtype=np.uint8)}
+    np.testing.assert_array_equal(load_model(tmp_path / "old.ckpt").predict_proba(crops),
+                                  load_model(checkpoint).predict_proba(crops))
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_whose_unpickling_would_run_code_is_refused_unrun(tmp_path):
+    marker = tmp_path / "code-ran"
+    torch.save({"state_dict": {}, "payload": _RunsCode(marker)}, tmp_path / "evil.ckpt")
+    with pytest.raises(UserError, match="evil.ckpt: refused") as info:
+        load_model(tmp_path / "evil.ckpt")
+    assert not marker.exists()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not a torch zip archive"),
+    (b"PK\x03\x04 cut off", "not a torch zip archive"),
+])
+def test_broken_model_files_are_one_line_errors(tmp_path, content, message):
+    (tmp_path / "m.ckpt").write_bytes(content)
+    with pytest.raises(UserError, match=message) as info:
+        load_model(tmp_path / "m.ckpt")
+    assert "\n" not in str(info.value)
+
+
+def test_a_truncated_checkpoint_is_a_one_line_error(checkpoint, tmp_path):
+    data = checkpoint.read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match="cut.ckpt: not a chessrec checkpoint"):
+        load_model(tmp_path / "cut.ckpt")
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("archive/data.pkl", b"junk")
+    (tmp_path / "junk.ckpt").write_bytes(zipped.getvalue())
+    with pytest.raises(UserError, match="junk.ckpt: not a chessrec checkpoint"):
+        load_model(tmp_path / "junk.ckpt")
+
+
+def test_unknown_model_formats_and_onnx_files_say_what_is_supported(tmp_path):
+    for name, message in (("m.h5", "unknown model format '.h5'"), ("m.onnx", "ONNX models are not supported")):
+        (tmp_path / name).write_bytes(b"x")
+        with pytest.raises(UserError, match=message):
+            load_model(tmp_path / name)
+
+
+def _torch_model(classes: tuple[str, ...], spec: CropSpec, spec_name: str, seed: int) -> TorchSquareModel:
+    torch.manual_seed(seed)
+    card = ModelCard(architecture={"name": "tiny_cnn", "width": 4, "dropout": 0.0, "head": "single"},
+                     crop_specs={spec_name: spec}, class_names=classes)
+    return TorchSquareModel(build_network(card), card)
+
+
+def test_a_cascade_of_two_models_serves_every_caller_unchanged(tmp_path):
+    occupancy = _torch_model(("empty", "occupied"), CropSpec(kind="plain", size=8, mirror=False), "occupancy", 0)
+    piece = _torch_model(CLASS_NAMES[:EMPTY], CropSpec(kind="height_aware", size=12), "piece", 1)
+    cascade = Cascade(occupancy, piece)
+    assert isinstance(cascade, SquareModel)
+    assert set(cascade.crop_specs) == {"occupancy", "piece"}
+
+    image, corners = _photo()
+    result = recognize(image, corners=corners, a1=_a1_in_image(corners), model=cascade)
+    assert result.probabilities.shape == (64, 13)
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+    # featurize cuts both specs from each photo once; the cascade reads them as evaluation does
+    from PIL import Image
+
+    from chessrec.labels import BoardSample
+    Image.fromarray(image).save(tmp_path / "p.png")
+    sample = BoardSample(tmp_path / "p.png", labels_from_fen(chess.STARTING_BOARD_FEN), corners, split="train")
+    featurize([sample], cascade.crop_specs, tmp_path / "features", workers=1)
+    crops = crops_by_spec(load_features(tmp_path / "features" / "train"))
+    assert crops["occupancy"].shape == (1, 64, 3, 8, 8) and crops["piece"].shape == (1, 64, 3, 24, 12)
+    np.testing.assert_allclose(cascade.predict_proba(crops)[0], result.probabilities, atol=1e-5)
+
+
+def test_cascade_runs_the_piece_model_only_where_a_piece_may_stand():
+    class Counting:
+        crop_specs = {"piece": SPEC}
+        class_names = CLASS_NAMES[:EMPTY]
+        seen = 0
+
+        def predict_squares(self, crops, squares):
+            Counting.seen += len(squares)
+            return np.full((len(squares), EMPTY), 1 / EMPTY, np.float32)
+
+        predict_proba = None
+
+    class HalfEmpty:
+        crop_specs = {"piece": SPEC}
+        class_names = ("empty", "occupied")
+
+        def predict_squares(self, crops, squares):
+            occupied = (np.asarray(squares) % 2).astype(np.float32)
+            return np.stack([1 - occupied, occupied], axis=1)
+
+        predict_proba = None
+
+    crops = {"piece": np.zeros((3, 64, 3, 8, 8), np.uint8)}
+    probs = Cascade(HalfEmpty(), Counting()).predict_proba(crops)
+    assert Counting.seen == 3 * 32
+    assert (probs[:, ::2, EMPTY] == 1).all() and np.allclose(probs[:, 1::2, :EMPTY].sum(axis=2), 1)
+
+
+def test_recognizer_locks_the_board_and_relocates_when_the_view_moves(checkpoint, monkeypatch):
+    image, corners = _photo()
+    recognizer = Recognizer(model=checkpoint)
+    located = []
+    monkeypatch.setattr(recognizer, "locate", lambda pixels, name="image": located.append(1) or
+                        order_corners(corners, "bottom-left"))
+    first = recognizer.recognize(image)
+    assert not first.from_lock and len(located) == 1 and recognizer.lock is not None
+    noisy = np.clip(image.astype(int) + np.random.default_rng(0).integers(-6, 7, image.shape), 0, 255).astype(np.uint8)
+    second = recognizer.recognize(noisy)
+    assert second.from_lock and len(located) == 1
+    assert second.a1 == first.a1 and np.array_equal(second.corners, first.corners)
+    square_px = np.linalg.norm(corners[1] - corners[0]) / 8
+    moved = np.roll(image, int(round(square_px / 2)), axis=1)  # the board slid half a square
+    assert not recognizer.lock_holds(moved)
+    recognizer.recognize(moved)
+    assert len(located) == 2
+
+
+def test_game_tracker_streams_the_continuity_decode_with_moves_and_boards():
+    board, frames = chess.Board(), []
+    for san in ("e4", "e5", "Nf3", "Nc6", "Bb5", "a6", "O-O"):
+        board.push_san(san)
+        frames.append(labels_from_board(board))
+    probs = np.full((len(frames), 64, 13), 0.02 / 12)
+    probs[np.arange(len(frames))[:, None], np.arange(64), np.stack(frames)] = 0.98
+    probs[3, 4] = 0.02 / 12  # frame 3 misreads e1: the king looks like a queen
+    probs[3, 4, 4] = 0.98
+    tracker = GameTracker()
+    streamed = [tracker.push(p) for p in probs]
+    batch = decode_sequence("continuity", probs)
+    for frame, decoded in zip(streamed, batch):
+        np.testing.assert_array_equal(frame.decoded.labels, decoded.labels)
+        assert frame.decoded.moves == decoded.moves
+    assert streamed[0].restarted and not any(f.restarted for f in streamed[1:])
+    assert [tuple(m.uci() for m in f.moves) for f in streamed[1:]] == [("e7e5",), ("g1f3",), ("b8c6",), ("f1b5",),
+                                                                      ("a7a6",), ("e1g1",)]
+    assert streamed[-1].positions[0].board_fen() == board.board_fen()
+    assert streamed[-1].before.san(streamed[-1].moves[0]) == "O-O"
