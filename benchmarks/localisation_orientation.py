@@ -40,7 +40,7 @@ from chessrec.decoding import DECODER_NAMES
 from chessrec.errors import USER_ERROR_EXIT, UserError
 from chessrec.fileio import write_atomic
 from chessrec.imageio import read_rgb
-from chessrec.inference import load_model
+from chessrec.inference.loader import load_model
 from chessrec.labels import BoardSample
 from chessrec.localisation import corner_error, locate_board
 from chessrec.metrics import board_metrics

@@ -27,7 +27,7 @@ from chessrec.errors import USER_ERROR_EXIT, UserError
 from chessrec.fileio import write_atomic
 from chessrec.geometry import CropSpec, board_sides, crop_contact_sheet, square_crops
 from chessrec.imageio import read_rgb
-from chessrec.inference import load_model
+from chessrec.inference.loader import load_model
 from chessrec.labels import CLASS_NAMES, BoardSample
 from chessrec.metrics import evaluate_predictions
 

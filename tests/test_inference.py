@@ -23,8 +23,9 @@ from chessrec.decoding import GameTracker, decode_sequence
 from chessrec.errors import UserError
 from chessrec.features import crops_by_spec, featurize, load_features, write_arrays
 from chessrec.geometry import CropSpec, order_corners
-from chessrec.inference import SQUARE_CROPS, Cascade, ModelCard, SquareModel, load_model
-from chessrec.inference.loader import CARD_KEY
+from chessrec.inference.card import CARD_KEY, SQUARE_CROPS, ModelCard
+from chessrec.inference.loader import load_model
+from chessrec.inference.model import Cascade, SquareModel
 from chessrec.inference.torch_backend import TorchSquareModel, build_network
 from chessrec.labels import CLASS_NAMES, EMPTY, labels_from_board, labels_from_fen
 from chessrec.recognize import Recognizer, recognize

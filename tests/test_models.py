@@ -9,7 +9,8 @@ from dvclive.lightning import DVCLiveLogger
 
 from chessrec.config import validate_params
 from chessrec.features import write_arrays
-from chessrec.inference import SQUARE_CROPS, load_model
+from chessrec.inference.card import SQUARE_CROPS
+from chessrec.inference.loader import load_model
 from chessrec.models import ARCHITECTURES, SquareClassifier, square_inputs
 from chessrec.training import fit
 

@@ -18,7 +18,7 @@ from PIL import Image
 from chessrec import recognize as recognize_module
 from chessrec.cli import main
 from chessrec.geometry import CropSpec
-from chessrec.inference import BoardPredictions
+from chessrec.inference.model import BoardPredictions
 from chessrec.labels import CLASS_NAMES, fen_from_labels, labels_from_fen
 from chessrec.recognize import parse_corners, recognize
 

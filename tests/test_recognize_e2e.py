@@ -49,7 +49,7 @@ def _a1_in_image(corners: np.ndarray) -> str:
 
 def test_predict_reads_rendered_photos_as_the_evaluation_does(rendered_project, capsys):
     from chessrec.features import crops_by_spec, load_features
-    from chessrec.inference import load_model
+    from chessrec.inference.loader import load_model
 
     root, test_samples = rendered_project
     model = root / "model.ckpt"

@@ -50,7 +50,8 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders
     """
     from chessrec.energy import EnergyMeter
     from chessrec.features import crops_by_spec, load_features
-    from chessrec.inference import check_board_crops, load_model
+    from chessrec.inference.loader import load_model
+    from chessrec.inference.model import check_board_crops
 
     decoders = [check_decoder(d) for d in decoders]
     if check_decoder(best_decoder) not in decoders:

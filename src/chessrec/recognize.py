@@ -28,7 +28,8 @@ from chessrec.decoding import Decoded, DecodeOptions, check_decoder, decode
 from chessrec.errors import UserError
 from chessrec.geometry import A1_POSITIONS, order_corners, validate_corners
 from chessrec.imageio import check_rgb
-from chessrec.inference import DEFAULT_MODEL, SquareModel, cut_crops, load_model
+from chessrec.inference.loader import DEFAULT_MODEL, load_model
+from chessrec.inference.model import SquareModel, cut_crops
 from chessrec.labels import CLASS_SYMBOLS, CORNER_NAMES, EMPTY, fen_from_labels
 
 #: used when neither the caller nor params.yaml (``evaluate.best_decoder``) names one

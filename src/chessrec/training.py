@@ -20,8 +20,7 @@ import chessrec
 from chessrec.config import Params
 from chessrec.errors import UserError
 from chessrec.features import crops_by_spec, load_features
-from chessrec.inference.card import ModelCard, Preprocessing
-from chessrec.inference.loader import CARD_KEY
+from chessrec.inference.card import CARD_KEY, ModelCard, Preprocessing
 from chessrec.inference.torch_backend import build_network, preprocess
 from chessrec.labels import EMPTY
 

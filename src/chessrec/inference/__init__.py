@@ -1,13 +1,11 @@
 """Inference: the square-model interface, model cards, and the one loader for every backend.
 
-Nothing here imports Lightning: recognising a photo needs only the model file and torch.
+- :mod:`chessrec.inference.card`: :class:`ModelCard`, what a saved model is and how to feed it;
+- :mod:`chessrec.inference.model`: the :class:`SquareModel` protocol every caller uses, and a cascade;
+- :mod:`chessrec.inference.torch_backend`: a torch network rebuilt from its card;
+- :mod:`chessrec.inference.loader`: :func:`load_model`, one loader dispatching on the file.
+
+Nothing here imports Lightning: recognising a photo needs only the model file and torch.  This
+package's ``__init__`` imports nothing, so that training (which writes cards) does not depend on
+the loaders of every backend.
 """
-
-from chessrec.inference.card import SQUARE_CROPS, ModelCard, Preprocessing
-from chessrec.inference.loader import DEFAULT_MODEL, load_model
-from chessrec.inference.model import BoardCrops, BoardPredictions, Cascade, SquareModel, check_board_crops, cut_crops
-
-__all__ = [
-    "DEFAULT_MODEL", "SQUARE_CROPS", "BoardCrops", "BoardPredictions", "Cascade", "ModelCard", "Preprocessing",
-    "SquareModel", "check_board_crops", "cut_crops", "load_model",
-]

@@ -16,10 +16,12 @@ from chessrec.errors import UserError
 from chessrec.geometry import SQUARE_CROPS, CropSpec
 from chessrec.labels import CLASS_NAMES
 
-__all__ = ["CARD_VERSION", "SQUARE_CROPS", "ModelCard", "Preprocessing"]
+__all__ = ["CARD_KEY", "CARD_VERSION", "SQUARE_CROPS", "ModelCard", "Preprocessing"]
 
 #: version of the card layout; a loader refuses a card newer than it understands
 CARD_VERSION = 1
+#: where the card is stored inside a Lightning checkpoint
+CARD_KEY = "chessrec_card"
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from chessrec.errors import UserError
-from chessrec.inference.card import SQUARE_CROPS, ModelCard, Preprocessing
+from chessrec.inference.card import CARD_KEY, SQUARE_CROPS, ModelCard, Preprocessing
 from chessrec.inference.model import SquareModel
 from chessrec.labels import CLASS_NAMES
 
 #: the model ``dvc repro`` trains
 DEFAULT_MODEL = Path("models/classifier.ckpt")
-#: where the card is stored inside a Lightning checkpoint
-CARD_KEY = "chessrec_card"
 
 
 def card_from_checkpoint(checkpoint: Mapping[str, Any], source: str) -> ModelCard:
