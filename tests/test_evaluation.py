@@ -18,7 +18,9 @@ from chessrec.metrics import (
     evaluate_predictions,
     game_sequences,
     per_class_scores,
+    square_accuracy_interval,
     true_moves,
+    wilson_interval,
 )
 
 ALL_DECODERS = ["argmax", "greedy", "constrained", "topk_legal", "continuity"]
@@ -51,6 +53,23 @@ def test_board_metrics_count_errors_per_board():
     assert m["errors_per_board"] == pytest.approx(5 / 4)
     assert m["square_acc"] == pytest.approx(1 - 5 / 256)
     assert m["occupancy_acc"] == pytest.approx(1 - 4 / 256)
+    assert m["board_acc_low"] < m["board_acc"] < m["board_acc_high"]
+    assert m["square_acc_low"] <= m["square_acc"] <= m["square_acc_high"]
+
+
+def test_board_accuracy_interval_is_wilson_and_stays_informative_at_100_percent():
+    assert wilson_interval(200, 200)[0] == pytest.approx(0.9812, abs=1e-4)  # not 100% +- 0
+    low, high = wilson_interval(120, 200)  # 60% of 200 boards: about +-7 points
+    assert (low, high) == (pytest.approx(0.5308, abs=1e-4), pytest.approx(0.6653, abs=1e-4))
+
+
+def test_square_accuracy_interval_resamples_boards_not_squares():
+    # 100 boards: half read perfectly, half with 8 errors each -> squares are far from independent
+    correct = np.array([64] * 50 + [56] * 50)
+    low, high = square_accuracy_interval(correct)
+    p, n_squares = correct.sum() / 6400, 6400
+    naive_half = 1.96 * np.sqrt(p * (1 - p) / n_squares)  # treating 6400 squares as independent trials
+    assert low < p < high and (high - low) / 2 > 1.5 * naive_half
 
 
 def test_per_class_scores_from_confusion():

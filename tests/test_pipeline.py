@@ -23,7 +23,7 @@ def test_dvc_hydra_composition_is_enabled_for_exp_run():
 
 
 @pytest.mark.parametrize("override, key, shown", [
-    ("model.name=vgg", "model.name", "'tiny_cnn', 'resnet18' or 'mobilenet'"),
+    ("model.name=vgg", "model.name", "'tiny_cnn', 'strided_cnn', 'resnet18' or 'mobilenet'"),
     ("train.lr=-0.1", "train.lr", "greater than 0"),
     ("+train.momentum=0.9", "train.momentum", "valid keys here: epochs"),
 ])

@@ -165,6 +165,28 @@ def test_stopping_rule_does_not_stop_on_a_poor_step_that_a_later_point_makes_wor
     assert rec.rejected_step.start.name == "base" and rec.rejected_step.end.name == "long"
 
 
+def test_a_gain_inside_both_experiments_intervals_is_not_counted_as_a_gain():
+    # +4 points for 1 kJ would pay 4 points per kJ, but both boards figures are +-6 points (200 boards)
+    noisy = [ExperimentRow(name=n, rev=n, board_acc=acc, board_acc_low=acc - 0.06, board_acc_high=acc + 0.06,
+                           train_energy_j=e, energy_measured=True, latency_ms=2.0)
+             for n, acc, e in (("a", 0.50, 1000), ("b", 0.54, 2000))]
+    rec = recommend(noisy, StoppingRule(min_points_per_kj=1.0))
+    assert rec.choice.name == "a" and rec.stop and "inside the noise" in rec.reason
+    precise = [ExperimentRow(name=r.name, rev=r.rev, board_acc=r.board_acc, board_acc_low=r.board_acc - 0.01,
+                             board_acc_high=r.board_acc + 0.01, train_energy_j=r.train_energy_j,
+                             energy_measured=True, latency_ms=2.0) for r in noisy]
+    assert recommend(precise, StoppingRule(min_points_per_kj=1.0)).choice.name == "b"
+
+
+def test_exp_show_rows_read_the_accuracy_intervals():
+    data = rev_data({"model": {"name": "tiny_cnn"}}, {"energy": {"fit_j": 100, "measured": 1}},
+                    {"board_acc": 0.5, "board_acc_low": 0.43, "board_acc_high": 0.57, "square_acc": 0.9,
+                     "square_acc_low": 0.88, "square_acc_high": 0.92})
+    (r,) = parse_exp_show(show_json([exp_entry("e", data)])).rows[1:]
+    assert (r.board_acc_low, r.board_acc_high, r.square_acc_low, r.square_acc_high) == (0.43, 0.57, 0.88, 0.92)
+    assert r.board_acc_half_width == pytest.approx(0.07)
+
+
 def test_stopping_rule_keeps_going_while_every_step_pays_off():
     rows = [row("a", 0.50, 1000, 2.0), row("b", 0.60, 3000, 3.0)]
     rec = recommend(rows, StoppingRule(min_points_per_kj=1.0, min_points_per_ms=0.5))

@@ -11,13 +11,15 @@ import importlib
 import sys
 
 from chessrec.errors import USER_ERROR_EXIT, UserError
+from chessrec.quiet import quiet_library_noise
 
 #: sub-command modules, imported lazily so ``chessrec --help`` stays fast.
 COMMAND_MODULES = (
     "chessrec.synth.cli",      # render
     "chessrec.recognize",      # predict
     "chessrec.report",         # report
-    "chessrec.stages",         # stage (prepare | featurize | train | evaluate)
+    "chessrec.stages",         # stage (prepare | featurize | train | evaluate | export)
+    "chessrec.deploy.cli",     # export
 )
 
 
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_library_noise()
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -82,6 +82,14 @@ class EvaluateConfig(_Section):
     strict: bool = True
 
 
+class ExportConfig(_Section):
+    """The ``export`` stage: ONNX fp32 always, int8 optionally, scored at ``threads`` CPU threads."""
+
+    int8: bool = True
+    calibration_boards: int = Field(32, ge=1, le=4096)
+    threads: int = Field(1, ge=1, le=256)
+
+
 class EnergyConfig(_Section):
     sample_interval_s: float = Field(0.1, gt=0.0, le=1.0)
     cpu_watts_per_core: float = Field(10.0, gt=0.0)
@@ -105,6 +113,7 @@ class Params(_Section):
     train: TrainConfig = TrainConfig()
     trainer: TrainerConfig = TrainerConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    export: ExportConfig = ExportConfig()
     energy: EnergyConfig = EnergyConfig()
     report: ReportConfig = ReportConfig()
 

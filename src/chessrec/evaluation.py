@@ -21,7 +21,7 @@ from chessrec.errors import UserError
 from chessrec.fileio import write_atomic
 from chessrec.geometry import board_mosaic
 from chessrec.labels import CLASS_NAMES, CLASS_SYMBOLS, NUM_CLASSES
-from chessrec.metrics import Evaluation, evaluate_predictions, game_sequences
+from chessrec.metrics import CONFIDENCE, Evaluation, evaluate_predictions, game_sequences
 
 #: board metrics, in table order: (key, column title)
 BOARD_METRICS: tuple[tuple[str, str], ...] = (
@@ -68,7 +68,7 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders
         raise UserError(f"{features_dir} and {model_path}: {exc}") from None
     shown, *_ = model.crop_specs  # the worst-boards sheet shows the first spec's crops
 
-    model_latency = _model_latency(model, {name: c[:latency_boards] for name, c in crops.items()})
+    model_latency = model_latency_per_board(model, {name: c[:latency_boards] for name, c in crops.items()})
     with EnergyMeter(**dict(energy or {})) as meter:
         meter.begin_window("inference")
         probs = model.predict_proba(crops)
@@ -98,7 +98,7 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders
     return flat
 
 
-def _model_latency(model, crops: Mapping[str, np.ndarray]) -> np.ndarray:
+def model_latency_per_board(model, crops: Mapping[str, np.ndarray]) -> np.ndarray:
     """Seconds per board, one board at a time (as ``chessrec predict`` runs the model)."""
     n = len(next(iter(crops.values())))
     model.predict_proba({name: c[:1] for name, c in crops.items()})  # warm-up: first call pays for lazy initialisation
@@ -114,7 +114,9 @@ def _model_latency(model, crops: Mapping[str, np.ndarray]) -> np.ndarray:
 def headline_metrics(evaluation: Evaluation, best_decoder: str) -> dict[str, float]:
     """Flat metric names for dvclive: the best decoder's headline at top level, every decoder nested."""
     best = evaluation.metrics[best_decoder]
-    flat = {key: best[key] for key in ("square_acc", "board_acc", "errors_per_board")}
+    flat = {key: best[key] for key in ("square_acc", "square_acc_low", "square_acc_high", "board_acc",
+                                       "board_acc_low", "board_acc_high", "errors_per_board")}
+    flat["n_boards"] = float(len(next(iter(evaluation.runs.values())).labels))
     for name, values in evaluation.metrics.items():
         flat.update({f"decoders/{name}/{key}": value for key, value in values.items()})
     return flat
@@ -146,10 +148,13 @@ def decoders_table(evaluation: Evaluation, best_decoder: str, flat: Mapping[str,
              "| decoder | " + " | ".join(title for _, title in BOARD_METRICS) + " |",
              "|---|" + "---:|" * len(BOARD_METRICS)]
     for name, values in evaluation.metrics.items():
-        cells = [_cell(key, values[key]) for key, _ in BOARD_METRICS]
+        cells = [_cell(key, values[key], values) for key, _ in BOARD_METRICS]
         lines.append(f"| {name}{' (best)' if name == best_decoder else ''} | " + " | ".join(cells) + " |")
     method = ", ".join(f"{device}: {m}" for device, m in energy_summary.get("methods", {}).items())
-    lines += ["", f"Model latency per board: p50 {flat['latency/model_p50_ms']:.2f} ms, "
+    n_boards = int(flat["n_boards"])
+    lines += ["", f"Square and board accuracy carry their {CONFIDENCE:.0%} intervals over the {n_boards} test boards "
+                  "(squares: bootstrap over boards; boards: Wilson score).",
+              "", f"Model latency per board: p50 {flat['latency/model_p50_ms']:.2f} ms, "
                   f"p95 {flat['latency/model_p95_ms']:.2f} ms (single boards).",
               f"Inference energy per board (model + {best_decoder}): {flat['energy/inference_j_per_board']:.3f} J, "
               f"{'measured' if flat['energy/measured'] else 'ESTIMATED'} ({method or 'no device'}).",
@@ -160,9 +165,11 @@ def decoders_table(evaluation: Evaluation, best_decoder: str, flat: Mapping[str,
     return "\n".join(lines) + "\n"
 
 
-def _cell(key: str, value: float) -> str:
+def _cell(key: str, value: float, values: Mapping[str, float] | None = None) -> str:
     if not np.isfinite(value):
         return "n/a"
+    if values is not None and f"{key}_low" in values:
+        return f"{value:.3f} [{values[f'{key}_low']:.3f}, {values[f'{key}_high']:.3f}]"
     return f"{value:.2f}" if key.endswith("_ms") or key == "errors_per_board" else f"{value:.3f}"
 
 
@@ -174,15 +181,18 @@ def _figure(width: float, height: float):
 
 
 def decoder_bars(metrics: Mapping[str, Mapping[str, float]]):
-    """Grouped bars: square, board and at-most-one-error accuracy of each decoder."""
+    """Grouped bars: square, board and at-most-one-error accuracy of each decoder, with 95% intervals."""
     keys = (("square_acc", "square acc"), ("board_acc", "board acc"), ("board_acc_le1", "boards <= 1 error"))
     fig = _figure(8, 4)
     ax = fig.add_subplot()
     x = np.arange(len(metrics))
     width = 0.8 / len(keys)
     for i, (key, title) in enumerate(keys):
-        values = [m[key] for m in metrics.values()]
-        bars = ax.bar(x + (i - (len(keys) - 1) / 2) * width, values, width, label=title)
+        values = np.array([m[key] for m in metrics.values()])
+        errors = None
+        if all(f"{key}_low" in m for m in metrics.values()):
+            errors = np.abs(np.array([[m[f"{key}_low"], m[f"{key}_high"]] for m in metrics.values()]).T - values)
+        bars = ax.bar(x + (i - (len(keys) - 1) / 2) * width, values, width, yerr=errors, capsize=2, label=title)
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, list(metrics))
     ax.set_ylim(0, 1.2)

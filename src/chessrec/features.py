@@ -57,9 +57,9 @@ def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir
     jobs = [(s, dict(specs)) for s in samples]
     if workers > 1 and len(jobs) > 1:
         with get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
-            crops = list(tqdm(pool.imap(_crop_job, jobs, chunksize=8), total=len(jobs), desc="featurize", unit="board"))
+            crops = list(tqdm(pool.imap(_crop_job, jobs, chunksize=8), total=len(jobs), desc="featurize", unit="board", disable=None))
     else:
-        crops = [_crop_job(j) for j in tqdm(jobs, desc="featurize", unit="board")]
+        crops = [_crop_job(j) for j in tqdm(jobs, desc="featurize", unit="board", disable=None)]
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     for split in SPLITS:
@@ -87,7 +87,16 @@ def load_features(split_dir: Path) -> dict[str, np.ndarray]:
     files = sorted(Path(split_dir).glob("*.npy"))
     if not files:
         raise UserError(f"{split_dir}: features not found (run `dvc repro featurize` first)")
-    return {f.stem: np.load(f, allow_pickle=False) for f in files}
+    return {f.stem: _load_array(f) for f in files}
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{path}: not a readable feature array (truncated or corrupt: {first}); "
+                        "re-run `dvc repro featurize`") from None
 
 
 def write_arrays(split_dir: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -51,7 +51,7 @@ def run_decoder(name: str, probs: np.ndarray, sequences: list[np.ndarray], optio
     moves: list[tuple[str, ...]] = [()] * n
     latency = np.empty(n)
     chunks = sequences if name in SEQUENCE_DECODERS else [np.array([i]) for i in range(n)]
-    for idx in tqdm(chunks, desc=f"decode {name}", unit="game" if name in SEQUENCE_DECODERS else "board", leave=False):
+    for idx in tqdm(chunks, desc=f"decode {name}", unit="game" if name in SEQUENCE_DECODERS else "board", leave=False, disable=None):
         start = time.perf_counter()
         decoded = decode_sequence(name, probs[idx], options)
         latency[idx] = (time.perf_counter() - start) / len(idx)
@@ -60,12 +60,53 @@ def run_decoder(name: str, probs: np.ndarray, sequences: list[np.ndarray], optio
     return DecoderRun(name, labels, valid, moves, latency)
 
 
+#: coverage of every accuracy interval the evaluation reports
+CONFIDENCE = 0.95
+_Z = 1.959963984540054  # standard normal quantile of (1 + CONFIDENCE) / 2
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def wilson_interval(successes: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion: sound at 0 and 1 and for a few hundred trials,
+    where the normal approximation would claim a board accuracy of 100% +- 0."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + _Z**2 / (2 * n)) / (1 + _Z**2 / n)
+    half = _Z * np.sqrt(p * (1 - p) / n + _Z**2 / (4 * n**2)) / (1 + _Z**2 / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def square_accuracy_interval(correct_per_board: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the square accuracy, resampling whole boards.
+
+    The 64 squares of one photo share its camera, light and set, so they are not 64 independent
+    trials: resampling squares would make the interval several times too narrow.
+    """
+    correct = np.asarray(correct_per_board, dtype=np.float64)
+    if correct.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = correct[rng.integers(0, correct.size, (BOOTSTRAP_RESAMPLES, correct.size))].mean(axis=1) / 64
+    tail = 100 * (1 - CONFIDENCE) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def board_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """Per-square and per-board correctness of (N, 64) predicted against true class ids."""
+    """Per-square and per-board correctness of (N, 64) predicted against true class ids, with the
+    95% intervals of both accuracies (``*_low``, ``*_high``; see :func:`wilson_interval` and
+    :func:`square_accuracy_interval`)."""
     errors = (pred != true).sum(axis=1)
+    square_low, square_high = square_accuracy_interval(64 - errors)
+    board_low, board_high = wilson_interval(int((errors == 0).sum()), len(errors))
     return {
         "square_acc": float((pred == true).mean()),
+        "square_acc_low": square_low,
+        "square_acc_high": square_high,
         "board_acc": float((errors == 0).mean()),
+        "board_acc_low": board_low,
+        "board_acc_high": board_high,
         "board_acc_le1": float((errors <= 1).mean()),
         "errors_per_board": float(errors.mean()),
         "occupancy_acc": float(((pred == EMPTY) == (true == EMPTY)).mean()),

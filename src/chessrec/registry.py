@@ -7,7 +7,7 @@ its name, or a name without an implementation, fails at import.
 """
 
 #: square-classifier backbones, :data:`chessrec.models.ARCHITECTURES`
-ARCHITECTURES = ("tiny_cnn", "resnet18", "mobilenet")
+ARCHITECTURES = ("tiny_cnn", "strided_cnn", "resnet18", "mobilenet")
 #: classifier heads, :class:`chessrec.models.SquareClassifier`
 HEADS = ("single", "two_stage")
 #: decoders of one board, :data:`chessrec.decoding.DECODERS`

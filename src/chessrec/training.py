@@ -8,6 +8,8 @@ evaluation and ``chessrec predict`` always cut the crops the model saw and read 
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from chessrec.features import crops_by_spec, load_features
 from chessrec.inference.card import CARD_KEY, ModelCard, Preprocessing
 from chessrec.inference.torch_backend import build_network, preprocess
 from chessrec.labels import EMPTY
+from chessrec.quiet import quiet_library_noise
 
 
 def square_dataset(features: dict[str, np.ndarray], spec_name: str, empty_keep: float = 1.0,
@@ -114,8 +117,34 @@ class SquareClassifierModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+class EpochLines(pl.Callback):
+    """One line per epoch (epoch, losses, accuracies, seconds) where no progress bar is drawn.
+
+    A progress bar redraws one terminal line; in a CI log or a file it prints nothing for the
+    whole of training, so there the trainer runs without it and this says what happened.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        figures = " ".join(f"{key} {float(m[key]):.4f}" for key in ("train/loss", "train/acc", "val/loss", "val/acc")
+                           if key in m)
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {figures} "
+              f"({time.perf_counter() - self._start:.1f} s)", file=self.stream, flush=True)
+
+
 def build_trainer(params: Params, logger, callbacks: list) -> pl.Trainer:
     t = params.trainer
+    quiet_library_noise()
+    interactive = sys.stderr.isatty()
     return pl.Trainer(
         max_epochs=params.train.epochs,
         accelerator=t.accelerator,
@@ -125,7 +154,8 @@ def build_trainer(params: Params, logger, callbacks: list) -> pl.Trainer:
         precision=t.precision,
         deterministic=True,
         logger=logger,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *([] if interactive else [EpochLines()])],
+        enable_progress_bar=interactive,
         enable_checkpointing=False,
         enable_model_summary=False,
         log_every_n_steps=10,

@@ -1,8 +1,9 @@
 """One loader for every saved model: the file decides the backend, the messages are the same.
 
-Today a model is a Lightning checkpoint (``.ckpt``, written by the ``train`` stage) read by the
-torch backend without importing Lightning; the table :data:`BACKENDS` is where an ONNX backend
-plugs in.  Every failure is one :class:`~chessrec.errors.UserError` line naming the file.
+A model is a Lightning checkpoint (``.ckpt``, written by the ``train`` stage) read by the
+torch backend without importing Lightning, or an ONNX file (``.onnx``, written by ``chessrec
+export``) run by ONNX Runtime without importing torch; the table :data:`BACKENDS` maps the
+suffix to the backend.  Every failure is one :class:`~chessrec.errors.UserError` line naming the file.
 """
 
 from __future__ import annotations
@@ -72,13 +73,17 @@ def load_torch_checkpoint(path: Path, device: str = "cpu"):
     return TorchSquareModel(network, card, device)
 
 
-def _unsupported_onnx(path: Path, device: str = "cpu"):
-    raise UserError(f"{path}: ONNX models are not supported by this version of chessrec yet; "
-                    "pass a .ckpt checkpoint")
+def load_onnx_model(path: Path, device: str = "cpu"):
+    """An :class:`~chessrec.inference.onnx_backend.OnnxSquareModel` (ONNX Runtime on the CPU)."""
+    if device != "cpu":
+        raise UserError(f"{path}: the ONNX backend runs on the CPU, not {device!r}")
+    from chessrec.inference.onnx_backend import OnnxSquareModel
+
+    return OnnxSquareModel(path)
 
 
 #: file suffix -> loader(path, device)
-BACKENDS: dict[str, Callable[..., SquareModel]] = {".ckpt": load_torch_checkpoint, ".onnx": _unsupported_onnx}
+BACKENDS: dict[str, Callable[..., SquareModel]] = {".ckpt": load_torch_checkpoint, ".onnx": load_onnx_model}
 
 
 def load_model(model: SquareModel | Path | str | None = None, device: str = "cpu") -> SquareModel:

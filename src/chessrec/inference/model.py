@@ -14,6 +14,7 @@ import numpy as np
 
 from chessrec.errors import UserError
 from chessrec.geometry import CropSpec, square_crops
+from chessrec.inference.card import ModelCard
 from chessrec.labels import CLASS_NAMES, EMPTY, NUM_CLASSES
 
 #: (N, 64, 3, H, W) uint8 crops per crop spec name
@@ -58,6 +59,31 @@ class BoardPredictions:
             squares = np.tile(np.arange(64), stop - start)
             out[start:stop] = self.predict_squares(chunk, squares).reshape(stop - start, 64, -1)
         return out
+
+
+class SingleSpecModel(BoardPredictions):
+    """A network described by its model card (``self.card``) that reads one crop spec: every backend."""
+
+    card: ModelCard
+
+    @property
+    def crop_specs(self) -> Mapping[str, CropSpec]:
+        return self.card.crop_specs
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        """The one spec this network reads."""
+        (spec,) = self.card.crop_specs.values()
+        return spec
+
+    @property
+    def spec_name(self) -> str:
+        (name,) = self.card.crop_specs
+        return name
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.card.class_names
 
 
 def check_board_crops(specs: Mapping[str, CropSpec], crops: BoardCrops) -> dict[str, np.ndarray]:

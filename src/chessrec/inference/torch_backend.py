@@ -7,29 +7,31 @@ recognising a photo needs torch and the architectures of :mod:`chessrec.models`,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 
-from chessrec.geometry import CropSpec
 from chessrec.inference.card import ModelCard, Preprocessing
-from chessrec.inference.model import BoardCrops, BoardPredictions
+from chessrec.inference.model import BoardCrops, SingleSpecModel
 from chessrec.models import SquareClassifier
 
 
 def preprocess(crops_u8: torch.Tensor, preprocessing: Preprocessing = Preprocessing()) -> torch.Tensor:
-    """uint8 crops -> the float input the network was trained on (training uses this same function)."""
-    return crops_u8.float().div_(preprocessing.divisor).sub_(preprocessing.mean)
+    """uint8 crops -> the float input the network was trained on (training uses this same function).
+
+    Channels-last memory: convolutions on CPU ran 1.2-1.5x faster so (``benchmarks/bench_architectures.py``).
+    """
+    x = crops_u8.float().div_(preprocessing.divisor).sub_(preprocessing.mean)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def build_network(card: ModelCard) -> SquareClassifier:
     a = card.architecture
-    return SquareClassifier(a["name"], int(a["width"]), float(a["dropout"]), a.get("head", "single"),
-                            card.preprocessing.square_inputs, num_classes=len(card.class_names))
+    network = SquareClassifier(a["name"], int(a["width"]), float(a["dropout"]), a.get("head", "single"),
+                               card.preprocessing.square_inputs, num_classes=len(card.class_names))
+    return network.to(memory_format=torch.channels_last)
 
 
-class TorchSquareModel(BoardPredictions):
+class TorchSquareModel(SingleSpecModel):
     """A :class:`chessrec.inference.SquareModel` running a torch network that reads one crop spec."""
 
     def __init__(self, network: torch.nn.Module, card: ModelCard, device: str | torch.device = "cpu"):
@@ -38,25 +40,11 @@ class TorchSquareModel(BoardPredictions):
         self.card = card
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
-        (self._spec_name,) = card.crop_specs
-
-    @property
-    def crop_specs(self) -> Mapping[str, CropSpec]:
-        return self.card.crop_specs
-
-    @property
-    def crop_spec(self) -> CropSpec:
-        """The one spec this network reads."""
-        return self.card.crop_specs[self._spec_name]
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.card.class_names
 
     @torch.inference_mode()
     def predict_squares(self, crops: BoardCrops, squares: np.ndarray) -> np.ndarray:
         """(M, 3, H, W) uint8 crops of the card's spec and (M,) square indices -> (M, C) probabilities."""
-        x = preprocess(torch.from_numpy(np.ascontiguousarray(crops[self._spec_name])).to(self.device),
+        x = preprocess(torch.from_numpy(np.ascontiguousarray(crops[self.spec_name])).to(self.device),
                        self.card.preprocessing)
         log_probs = self.network(x, torch.from_numpy(np.asarray(squares, dtype=np.int64)).to(self.device))
         return log_probs.exp().cpu().numpy().astype(np.float32, copy=False)

@@ -25,6 +25,11 @@ from chessrec.errors import UserError
 #: metric files of the pipeline (see dvc.yaml); keys inside them are flattened with "/"
 TRAIN_METRICS = "dvclive/train/metrics.json"
 EVALUATE_METRICS = "dvclive/evaluate/metrics.json"
+EXPORT_METRICS = "dvclive/export/metrics.json"
+#: deployed artefacts the export stage scores (chessrec.deploy.compare.VARIANTS); each becomes a row
+#: of its own, named "<experiment> · <artefact>", with its own accuracy, latency and inference energy
+ARTEFACTS = ("torch", "onnx_fp32", "onnx_int8")
+ARTEFACT_PARAM = "export.artefact"
 #: inference latency per board = model p50 + the best decoder's decode p50 (an approximation of the
 #: end-to-end p50); ``{best_decoder}`` is filled from the experiment's ``evaluate.best_decoder``
 LATENCY_METRICS = ("latency/model_p50_ms", "decoders/{best_decoder}/latency_p50_ms")
@@ -43,12 +48,23 @@ class ExperimentRow:
     params: dict[str, object] = field(default_factory=dict)
     board_acc: float | None = None
     square_acc: float | None = None
+    board_acc_low: float | None = None  # 95% interval of board_acc (evaluate's Wilson interval)
+    board_acc_high: float | None = None
+    square_acc_low: float | None = None
+    square_acc_high: float | None = None
     train_energy_j: float | None = None
     energy_measured: bool | None = None
     latency_ms: float | None = None
     inference_j_per_board: float | None = None
     inference_energy_measured: bool | None = None
     latency_runs: int = 1  # measurements behind latency_ms (see pool_latency)
+
+    @property
+    def board_acc_half_width(self) -> float | None:
+        """Half the width of board_acc's 95% interval (None when the experiment logged none)."""
+        if self.board_acc_low is None or self.board_acc_high is None:
+            return None
+        return (self.board_acc_high - self.board_acc_low) / 2
 
 
 @dataclass(frozen=True)
@@ -119,12 +135,43 @@ def row_from_data(name: str, rev: str, data: dict, latency_metrics: Sequence[str
         params=params,
         board_acc=finite_number(evaluate.get("board_acc")),
         square_acc=finite_number(evaluate.get("square_acc")),
+        board_acc_low=finite_number(evaluate.get("board_acc_low")),
+        board_acc_high=finite_number(evaluate.get("board_acc_high")),
+        square_acc_low=finite_number(evaluate.get("square_acc_low")),
+        square_acc_high=finite_number(evaluate.get("square_acc_high")),
         train_energy_j=finite_number(train.get("energy/fit_j")),
         energy_measured=_flag(train.get("energy/measured")),
         latency_ms=_latency(evaluate, params, latency_metrics),
         inference_j_per_board=finite_number(evaluate.get("energy/inference_j_per_board")),
         inference_energy_measured=_flag(evaluate.get("energy/measured")),
     )
+
+
+def artefact_rows(row: ExperimentRow, data: dict) -> list[ExperimentRow]:
+    """The experiment's exported artefacts as rows: same training, their own accuracy and inference cost.
+
+    Latency is the artefact's model latency (on the export stage's thread count) plus the best
+    decoder's; training energy is the experiment's, since exporting trains nothing.
+    """
+    export = _file_data(data.get("metrics"), EXPORT_METRICS)
+    evaluate = _file_data(data.get("metrics"), EVALUATE_METRICS)
+    decode_ms = finite_number(evaluate.get(f"decoders/{row.params.get('evaluate.best_decoder')}/latency_p50_ms"))
+    rows = []
+    for artefact in ARTEFACTS:
+        value = {key: finite_number(export.get(f"{artefact}/{key}")) for key in (
+            "board_acc", "board_acc_low", "board_acc_high", "square_acc", "square_acc_low", "square_acc_high",
+            "latency_p50_ms", "energy_j_per_board", "energy_measured")}
+        if value["board_acc"] is None:
+            continue
+        latency = None if value["latency_p50_ms"] is None or decode_ms is None else value["latency_p50_ms"] + decode_ms
+        rows.append(replace(
+            row, name=f"{row.name} · {artefact}", params={**row.params, ARTEFACT_PARAM: artefact},
+            **{key: value[key] for key in ("board_acc", "board_acc_low", "board_acc_high", "square_acc",
+                                           "square_acc_low", "square_acc_high")},
+            latency_ms=latency, inference_j_per_board=value["energy_j_per_board"],
+            inference_energy_measured=None if value["energy_measured"] is None else value["energy_measured"] >= 0.5,
+        ))
+    return rows
 
 
 def _unfinished_reason(entry: dict) -> str | None:
@@ -167,7 +214,7 @@ def parse_exp_show(records: list, latency_metrics: Sequence[str] = LATENCY_METRI
         if reason is None and row.board_acc is None:
             reason = "no board_acc metric (did the evaluate stage run?)"
         if reason is None:
-            rows.append(row)
+            rows += [row, *artefact_rows(row, data or {})]
         else:
             excluded.append(Excluded(name, reason))
     return ExperimentTable(base_name, tuple(pool_latency(rows)), tuple(excluded))
@@ -176,7 +223,7 @@ def parse_exp_show(records: list, latency_metrics: Sequence[str] = LATENCY_METRI
 #: params that decide what runs at inference time (prefixes end with "."): experiments agreeing on all
 #: of them run the same network on the same inputs, however long or on what data it was trained
 INFERENCE_PARAMS = ("model.", "features.", "train.head", "trainer.accelerator", "trainer.precision",
-                    "evaluate.best_decoder", "evaluate.topk", "evaluate.strict")
+                    "evaluate.best_decoder", "evaluate.topk", "evaluate.strict", ARTEFACT_PARAM, "export.threads")
 
 
 def inference_signature(row: ExperimentRow) -> tuple[tuple[str, str], ...]:

@@ -46,6 +46,13 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
 
+def _interval(value: float | None, low: float | None, high: float | None) -> str:
+    """A percentage with its 95% interval when the experiment logged one."""
+    if value is None or low is None or high is None:
+        return _pct(value)
+    return f"{100 * value:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
 def plot_front(rows: list[ExperimentRow], axis: Axis, path: Path, choice: str | None = None) -> None:
     """Board accuracy against one cost: measured energies filled, estimates hollow, front joined,
     the recommended experiment (``choice``) starred."""
@@ -62,6 +69,12 @@ def plot_front(rows: list[ExperimentRow], axis: Axis, path: Path, choice: str | 
             color="tab:red", label="Pareto front")
     ax.scatter([axis.value(r) for r in front], [100 * r.board_acc for r in front], s=90,
                facecolors="none", edgecolors="tab:red")
+    with_interval = [r for r in points if r.board_acc_half_width is not None]
+    if with_interval:
+        ax.errorbar([axis.value(r) for r in with_interval], [100 * r.board_acc for r in with_interval],
+                    yerr=[[100 * (r.board_acc - r.board_acc_low) for r in with_interval],
+                          [100 * (r.board_acc_high - r.board_acc) for r in with_interval]],
+                    fmt="none", ecolor="tab:blue", alpha=0.4, capsize=2, label="95% interval")
     for r in points:
         if r.name == choice:
             ax.scatter([axis.value(r)], [100 * r.board_acc], marker="*", s=220, color="tab:green",
@@ -126,7 +139,7 @@ def _experiment_table(rows: list[ExperimentRow]) -> list[str]:
     on_energy = {r.name for r in pareto_front(rows, ENERGY)}
     on_latency = {r.name for r in pareto_front(rows, LATENCY)}
     lines = ["| experiment | " + " | ".join(f"`{k}`" for k in swept)
-             + " | board acc | square acc | training energy (kJ) | latency (ms) | inference J/board | front |",
+             + " | board acc [95% interval] | square acc [95% interval] | training energy (kJ) | latency (ms) | inference J/board | front |",
              "|---|" + "---|" * len(swept) + "---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (-(r.board_acc or 0.0), r.name)):
         fronts = ", ".join(n for n, names in (("energy", on_energy), ("latency", on_latency)) if r.name in names)
@@ -134,7 +147,8 @@ def _experiment_table(rows: list[ExperimentRow]) -> list[str]:
             f"{_fmt(r.inference_j_per_board)} ({basis(r.inference_energy_measured)})")
         energy = "—" if r.train_energy_j is None else f"{_fmt(r.train_energy_j / 1000)} ({energy_basis(r)})"
         lines.append(f"| {r.name} | " + " | ".join(str(r.params.get(k, "—")) for k in swept)
-                     + f" | {_pct(r.board_acc)} | {_pct(r.square_acc)} | {energy} | {_fmt(r.latency_ms)}"
+                     + f" | {_interval(r.board_acc, r.board_acc_low, r.board_acc_high)}"
+                     + f" | {_interval(r.square_acc, r.square_acc_low, r.square_acc_high)} | {energy} | {_fmt(r.latency_ms)}"
                      + (f" (median of {r.latency_runs})" if r.latency_runs > 1 else "")
                      + f" | {inference} | {fronts or '—'} |")
     if any(r.latency_runs > 1 for r in rows):

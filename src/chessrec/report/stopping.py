@@ -14,6 +14,11 @@ Two documented criteria, each switched off by leaving it ``None`` (``null`` in p
   one behind it (the same network trained fully), just as extended dominance works in
   cost-effectiveness analysis.
 
+* **Noise** — a step counts as a gain only when its board-accuracy gain is larger than the noise
+  of the two measurements: the root sum of squares of the half-widths of both experiments' 95%
+  intervals (``board_acc_low``/``_high``). On 200 test boards a few points is noise, and
+  recommending a dearer experiment for it would be paying for a seed.
+
 A latency budget alone excludes slower experiments from the choice. When every step still pays
 off, the most accurate experiment is recommended and the verdict is "keep going".
 """
@@ -136,8 +141,20 @@ def _candidates(rows: list[ExperimentRow], rule: StoppingRule) -> tuple[list[Exp
     return kept, excluded
 
 
+def noise_points(step: Step) -> float | None:
+    """The step's noise in board-accuracy points (see the module docstring), None without intervals."""
+    halves = (step.start.board_acc_half_width, step.end.board_acc_half_width)
+    if None in halves:
+        return None
+    return 100.0 * float(halves[0] ** 2 + halves[1] ** 2) ** 0.5
+
+
 def _falls_short(step: Step, rule: StoppingRule) -> str | None:
     """Why a step along the energy front does not pay off, or None when it does."""
+    noise = noise_points(step)
+    if noise is not None and step.gain_points <= noise:
+        return (f"gains {step.gain_points:.3g} board-accuracy points, inside the noise of the two measurements "
+                f"(+-{noise:.3g} points, 95% intervals)")
     if rule.min_points_per_kj is not None and step.points_per_unit < rule.min_points_per_kj:
         start, end = energy_basis(step.start), energy_basis(step.end)
         kind = start if start == end else f"mixed ({start} → {end})"

@@ -11,8 +11,9 @@ import sys
 from typing import Callable
 
 from chessrec.errors import USER_ERROR_EXIT, UserError
+from chessrec.quiet import quiet_library_noise
 
-STAGES = ("prepare", "featurize", "train", "evaluate")
+STAGES = ("prepare", "featurize", "train", "evaluate", "export")
 
 
 def register(subparsers) -> None:
@@ -24,6 +25,7 @@ def register(subparsers) -> None:
 
 def run_stage(main: Callable[[], int], name: str) -> None:
     """Run a stage as a script: a user mistake exits with one line, not a traceback."""
+    quiet_library_noise()
     try:
         sys.exit(main())
     except UserError as exc:

@@ -5,6 +5,8 @@ from pathlib import Path
 RAW = Path("data/raw")
 FEATURES = Path("data/features")
 MODEL = Path("models/classifier.ckpt")
+ONNX_MODEL = Path("models/classifier.onnx")  # and models/classifier.int8.onnx beside it
 TRAIN_LIVE = Path("dvclive/train")
 EVAL_LIVE = Path("dvclive/evaluate")
 PLOTS = Path("plots")
+EXPORT_LIVE = Path("dvclive/export")

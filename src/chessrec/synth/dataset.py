@@ -124,7 +124,7 @@ def render_dataset(out_dir: Path, n_games: int, moves_per_game: int, n_random: i
 
 def _run(tasks: list[_GameTask], workers: int, total: int) -> list:
     """Results in task order; a game that ends early yields fewer images than planned."""
-    bar = tqdm(total=total, desc="render", unit="img", leave=False)
+    bar = tqdm(total=total, desc="render", unit="img", leave=False, disable=None)  # no bar in a log file
     try:
         if workers == 1:
             results = []
