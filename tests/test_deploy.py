@@ -46,8 +46,8 @@ def trained(tmp_path_factory) -> Path:
     return root
 
 
-def _crops(root: Path, split: str) -> np.ndarray:
-    return crops_by_spec(load_features(root / "features" / split))["square"]
+def _crops(root: Path, split: str) -> dict[str, np.ndarray]:
+    return crops_by_spec(load_features(root / "features" / split))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,34 @@ def test_onnx_export_matches_torch_within_1e_4_on_the_test_split(trained, export
     assert isinstance(onnx_model, OnnxSquareModel)
     test = _crops(trained, "test")
     assert max_probability_difference(torch_model, onnx_model, test) <= PARITY_TOLERANCE
-    np.testing.assert_allclose(onnx_model.predict_proba({"square": test}).sum(axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(onnx_model.predict_proba(test).sum(axis=-1), 1.0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def cascade(trained) -> Path:
+    """A two-stage cascade (occupancy on 12 px crops, pieces on 16 px crops) trained on the same boards."""
+    from chessrec.datasets import load_dataset
+
+    params = validate_params({"features": {"crop": "height_aware", "size": 12, "piece_size": 16},
+                              "model": {"name": "strided_cnn", "width": 8, "dropout": 0.0},
+                              "train": {"epochs": 2, "batch_size": 256}})
+    featurize(load_dataset("synthetic", trained / "raw").samples, params.features.crop_specs(),
+              trained / "cascade_features")
+    fit(params, trained / "cascade_features", trained / "cascade.ckpt", logger=False, callbacks=[])
+    return trained
+
+
+def test_a_cascade_exports_to_one_onnx_file_that_keeps_skipping_empty_squares(cascade):
+    from chessrec.inference.model import Cascade
+
+    crops = {split: crops_by_spec(load_features(cascade / "cascade_features" / split)) for split in ("train", "test")}
+    written = export_artefacts(cascade / "cascade.ckpt", cascade / "cascade.onnx", crops["train"], int8=True)
+    torch_model, onnx_model = load_model(cascade / "cascade.ckpt"), load_model(written["onnx_fp32"])
+    assert isinstance(torch_model, Cascade) and isinstance(onnx_model, Cascade)
+    assert set(onnx_model.crop_specs) == {"occupancy", "piece"}
+    assert max_probability_difference(torch_model, onnx_model, crops["test"]) <= PARITY_TOLERANCE
+    int8 = load_model(written["onnx_int8"])
+    assert isinstance(int8, Cascade) and int8.predict_proba(crops["test"]).shape == (len(crops["test"]["piece"]), 64, 13)
 
 
 def test_onnx_file_carries_the_model_card_and_crop_spec(trained, exported):

@@ -36,16 +36,27 @@ class DataConfig(_Section):
 
 
 class FeaturesConfig(_Section):
+    """How squares are cut; ``piece_size`` set makes the recogniser a two-stage cascade."""
+
     crop: Literal[registry.CROP_KINDS] = "height_aware"
     size: int = Field(24, ge=CROP_SIZE_MIN, le=CROP_SIZE_MAX)
+    piece_size: Optional[int] = Field(None, ge=CROP_SIZE_MIN, le=CROP_SIZE_MAX)
     mirror: bool = True
     extra_inputs: bool = True
 
     def crop_specs(self) -> dict:
-        """The :class:`chessrec.geometry.CropSpec` by name that featurize, training and inference share."""
-        from chessrec.geometry import SQUARE_CROPS, CropSpec
+        """The :class:`chessrec.geometry.CropSpec` by name that featurize, training and inference share.
 
-        return {SQUARE_CROPS: CropSpec(kind=self.crop, size=self.size, mirror=self.mirror)}
+        One spec (``square``) for a single classifier; with ``piece_size``, ``occupancy`` crops of
+        ``size`` for the occupancy stage and height-aware ``piece`` crops of ``piece_size`` for the
+        piece stage.
+        """
+        from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS, SQUARE_CROPS, CropSpec
+
+        if self.piece_size is None:
+            return {SQUARE_CROPS: CropSpec(kind=self.crop, size=self.size, mirror=self.mirror)}
+        return {OCCUPANCY_CROPS: CropSpec(kind=self.crop, size=self.size, mirror=self.mirror),
+                PIECE_CROPS: CropSpec(kind="height_aware", size=self.piece_size, mirror=self.mirror)}
 
 
 class ModelConfig(_Section):

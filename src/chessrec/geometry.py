@@ -29,6 +29,8 @@ MIN_BOARD_SIDE_PX = 64.0
 CROP_SIZE_MIN, CROP_SIZE_MAX = 8, 256
 #: the name of the one crop spec of a single-crop square classifier
 SQUARE_CROPS = "square"
+#: the crop specs of a two-stage (cascade) recogniser: small crops for occupancy, tall ones for the piece
+OCCUPANCY_CROPS, PIECE_CROPS = "occupancy", "piece"
 
 _BOARD_UNIT_CORNERS = np.array([[0, 0], [8, 0], [8, 8], [0, 8]], dtype=np.float64)
 _FILES = np.arange(64) % 8

@@ -16,13 +16,15 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
+from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, TensorDataset
 
 import chessrec
 from chessrec.config import Params
 from chessrec.errors import UserError
 from chessrec.features import crops_by_spec, load_features
-from chessrec.inference.card import CARD_KEY, ModelCard, Preprocessing
+from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
+from chessrec.inference.card import CARD_KEY, CASCADE, ModelCard, Preprocessing, is_cascade, stage_cards
 from chessrec.inference.torch_backend import build_network, preprocess
 from chessrec.labels import EMPTY
 from chessrec.quiet import quiet_library_noise
@@ -65,27 +67,44 @@ def photometric_jitter(x: torch.Tensor, generator: torch.Generator | None = None
 def model_card(params: Params, provenance: dict | None = None) -> ModelCard:
     """The card of a classifier trained with these params (it travels inside the checkpoint)."""
     m = params.model
+    specs = params.features.crop_specs()
+    system = {"system": CASCADE, "head": "single"} if len(specs) > 1 else {"head": params.train.head}
     return ModelCard(
-        architecture={"name": m.name, "width": m.width, "dropout": m.dropout, "head": params.train.head},
-        crop_specs=params.features.crop_specs(),
+        architecture={"name": m.name, "width": m.width, "dropout": m.dropout, **system},
+        crop_specs=specs,
         preprocessing=Preprocessing(square_inputs=params.features.extra_inputs),
         provenance={"params": params.model_dump(), "chessrec": chessrec.__version__, "torch": str(torch.__version__),
                     "lightning": str(pl.__version__), **(provenance or {})},
     )
 
 
-class SquareClassifierModule(pl.LightningModule):
-    """Lightning wrapper: NLL on per-square log-probabilities, accuracy per epoch; saves its model card."""
+class _CardModule(pl.LightningModule):
+    """What every chessrec Lightning module shares: its model card (saved in the checkpoint) and optimiser."""
 
     def __init__(self, card: dict, lr: float, weight_decay: float):
         super().__init__()
         self.save_hyperparameters()
         self.card = ModelCard.from_dict(card)
-        (self.spec_name,) = self.card.crop_specs  # one network reads one crop spec
-        self.net = build_network(self.card)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CARD_KEY] = self.card.to_dict()
+
+    def configure_optimizers(self):
+        lr, weight_decay = self.hparams["lr"], self.hparams["weight_decay"]
+        optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=self.trainer.estimated_stepping_batches
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class SquareClassifierModule(_CardModule):
+    """Lightning wrapper: NLL on per-square log-probabilities, accuracy per epoch; saves its model card."""
+
+    def __init__(self, card: dict, lr: float, weight_decay: float):
+        super().__init__(card, lr, weight_decay)
+        (self.spec_name,) = self.card.crop_specs  # one network reads one crop spec
+        self.net = build_network(self.card)
 
     def forward(self, crops: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
         return self.net(crops, squares)
@@ -108,13 +127,66 @@ class SquareClassifierModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
-    def configure_optimizers(self):
-        lr, weight_decay = self.hparams["lr"], self.hparams["weight_decay"]
-        optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=self.trainer.estimated_stepping_batches
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+class CascadeModule(_CardModule):
+    """Both stages of a two-stage recogniser, trained together in one run and saved in one checkpoint.
+
+    Each training step takes a batch of occupancy samples (every kept square, small crops, empty or
+    occupied) and a batch of piece samples (occupied squares only, tall crops, 12 classes) and
+    minimises the sum of both losses.  Validation scores the cascade as inference runs it,
+    p(piece) = p(occupied) * p(piece | occupied), so ``val/acc`` means what it means for a single
+    network: the share of all squares read right.
+    """
+
+    def __init__(self, card: dict, lr: float, weight_decay: float):
+        super().__init__(card, lr, weight_decay)
+        stages = stage_cards(self.card)
+        self.occupancy = build_network(stages[OCCUPANCY_CROPS])
+        self.piece = build_network(stages[PIECE_CROPS])
+
+    def forward(self, occupancy_x: torch.Tensor, piece_x: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
+        """13-class log-probabilities of the cascade (pieces, then empty)."""
+        occupancy = self.occupancy(occupancy_x, squares)  # [empty, occupied]
+        return torch.cat([self.piece(piece_x, squares) + occupancy[:, 1:2], occupancy[:, :1]], dim=1)
+
+    def training_step(self, batch, batch_idx):
+        losses = {}
+        for stage, network in (("occupancy", self.occupancy), ("piece", self.piece)):
+            crops, squares, labels = batch[stage]
+            log_probs = network(photometric_jitter(preprocess(crops, self.card.preprocessing)), squares)
+            losses[stage] = F.nll_loss(log_probs, labels)
+            acc = (log_probs.argmax(dim=1) == labels).float().mean()
+            self.log(f"train/{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                     batch_size=len(labels))
+        loss = losses["occupancy"] + losses["piece"]
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=len(batch["occupancy"][2]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        occupancy_crops, piece_crops, squares, labels = batch
+        p = self.card.preprocessing
+        log_probs = self(preprocess(occupancy_crops, p), preprocess(piece_crops, p), squares)
+        self.log("val/loss", F.nll_loss(log_probs, labels), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val/acc", (log_probs.argmax(dim=1) == labels).float().mean(), on_step=False, on_epoch=True,
+                 prog_bar=True, sync_dist=True)
+
+
+def cascade_datasets(features: dict[str, np.ndarray], empty_keep: float, seed: int) -> dict[str, TensorDataset]:
+    """The two training sets of a cascade: occupancy (kept squares, 0 = empty / 1 = occupied) and
+    piece (occupied squares only, the 12 piece classes)."""
+    occupancy = square_dataset(features, OCCUPANCY_CROPS, empty_keep, seed)
+    crops, squares, labels = occupancy.tensors
+    occupancy = TensorDataset(crops, squares, (labels != EMPTY).long())
+    crops, squares, labels = square_dataset(features, PIECE_CROPS).tensors
+    occupied = labels != EMPTY
+    return {"occupancy": occupancy, "piece": TensorDataset(crops[occupied], squares[occupied], labels[occupied])}
+
+
+def cascade_validation_set(features: dict[str, np.ndarray]) -> TensorDataset:
+    """Every validation square with both crops and its 13-class label."""
+    occupancy, piece = (square_dataset(features, name).tensors for name in (OCCUPANCY_CROPS, PIECE_CROPS))
+    return TensorDataset(occupancy[0], piece[0], occupancy[1], occupancy[2])
 
 
 class EpochLines(pl.Callback):
@@ -135,8 +207,8 @@ class EpochLines(pl.Callback):
         if not trainer.is_global_zero:
             return
         m = trainer.callback_metrics
-        figures = " ".join(f"{key} {float(m[key]):.4f}" for key in ("train/loss", "train/acc", "val/loss", "val/acc")
-                           if key in m)
+        figures = " ".join(f"{key} {float(m[key]):.4f}" for key in (
+            "train/loss", "train/acc", "train/occupancy_acc", "train/piece_acc", "val/loss", "val/acc") if key in m)
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {figures} "
               f"({time.perf_counter() - self._start:.1f} s)", file=self.stream, flush=True)
 
@@ -167,19 +239,23 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
     pl.seed_everything(params.seed, workers=True)
     train_features, val_features = load_features(features_dir / "train"), load_features(features_dir / "val")
     card = model_card(params, {"boards": {"train": len(train_features["labels"]), "val": len(val_features["labels"])}})
-    (spec_name,) = card.crop_specs
-    train_set = square_dataset(train_features, spec_name, params.train.empty_keep, params.seed)
-    val_set = square_dataset(val_features, spec_name)
     loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers)
-    module = SquareClassifierModule(card.to_dict(), params.train.lr, params.train.weight_decay)
+    if is_cascade(card):
+        train_loader = CombinedLoader({name: DataLoader(dataset, shuffle=True, **loader_args) for name, dataset in
+                                       cascade_datasets(train_features, params.train.empty_keep, params.seed).items()},
+                                      mode="max_size_cycle")
+        val_set = cascade_validation_set(val_features)
+        module = CascadeModule(card.to_dict(), params.train.lr, params.train.weight_decay)
+    else:
+        (spec_name,) = card.crop_specs
+        train_loader = DataLoader(square_dataset(train_features, spec_name, params.train.empty_keep, params.seed),
+                                  shuffle=True, **loader_args)
+        val_set = square_dataset(val_features, spec_name)
+        module = SquareClassifierModule(card.to_dict(), params.train.lr, params.train.weight_decay)
     trainer = build_trainer(params, logger, callbacks)
-    trainer.fit(
-        module,
-        DataLoader(train_set, shuffle=True, **loader_args),
-        DataLoader(val_set, shuffle=False, **loader_args),
-    )
+    trainer.fit(module, train_loader, DataLoader(val_set, shuffle=False, **loader_args))
     module.card = ModelCard.from_dict({**card.to_dict(), "provenance": {**card.provenance, "validation": {
         key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}}})
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(model_path)
+    trainer.save_checkpoint(model_path, weights_only=True)  # a model to use, not a run to resume: no optimizer state
     return trainer

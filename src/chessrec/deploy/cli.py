@@ -35,11 +35,10 @@ def run(args: argparse.Namespace) -> int:
     crops_dir = args.crops or (DEFAULT_CROPS if DEFAULT_CROPS.is_dir() else None)
     crops = None
     if crops_dir is not None:
-        (spec_name,) = load_model(args.model).crop_specs
-        by_spec = crops_by_spec(load_features(crops_dir))
-        if spec_name not in by_spec:
-            raise UserError(f"{crops_dir}: holds crops {sorted(by_spec)}, the model reads {spec_name!r}")
-        crops = by_spec[spec_name]
+        crops = crops_by_spec(load_features(crops_dir))
+        missing = set(load_model(args.model).crop_specs) - set(crops)
+        if missing:
+            raise UserError(f"{crops_dir}: holds crops {sorted(crops)}, the model also reads {sorted(missing)}")
     out = args.out or args.model.with_suffix(".onnx")
     written = export_artefacts(args.model, out, crops, int8=args.int8, calibration_boards=args.calibration_boards)
     source = f"{crops_dir}" if crops_dir is not None else "random crops"

@@ -95,8 +95,7 @@ def comparison_table(results: Mapping[str, Mapping[str, float]], best_decoder: s
             f"| {r['board_acc']:.3f} [{r['board_acc_low']:.3f}, {r['board_acc_high']:.3f}] "
             f"| {r['latency_p50_ms']:.2f} | {r['latency_p95_ms']:.2f} | {energy} | {r['size_kb']:.0f} "
             f"| {r['max_prob_diff']:.2g} |")
-    lines += ["", "The torch checkpoint's size includes Lightning's optimizer state; the ONNX files hold the "
-              "network, its preprocessing and its model card only."]
+    lines += ["", "Each file holds the network(s) and the model card; the ONNX files also hold the preprocessing."]
     return "\n".join(lines) + "\n"
 
 
@@ -108,15 +107,14 @@ def export_and_compare(checkpoint: Path, train_dir: Path, test_dir: Path, onnx_p
     from chessrec.features import load_features
     from chessrec.fileio import write_atomic
     from chessrec.inference.loader import load_model
-    from chessrec.inference.onnx_backend import OnnxSquareModel
+    from chessrec.inference.onnx_backend import open_onnx_model
     from dvclive import Live
 
     torch_model = load_model(checkpoint)
-    (spec_name,) = torch_model.crop_specs
-    train_crops = check_board_crops(torch_model.crop_specs, crops_by_spec(load_features(train_dir)))[spec_name]
+    train_crops = check_board_crops(torch_model.crop_specs, crops_by_spec(load_features(train_dir)))
     written = export_artefacts(checkpoint, onnx_path, train_crops, int8=int8, calibration_boards=calibration_boards)
     variants = {"torch": Variant(torch_model, Path(checkpoint)),
-                **{name: Variant(OnnxSquareModel(path, threads=threads), path) for name, path in written.items()}}
+                **{name: Variant(open_onnx_model(path, threads=threads), path) for name, path in written.items()}}
     results = score_variants(variants, load_features(test_dir), best_decoder, options, energy, threads)
     flat = {f"{name}/{key}": value for name, r in results.items() for key, value in r.items()}
     if "onnx_int8" in results:

@@ -20,8 +20,10 @@ from torch import nn
 
 from chessrec.errors import UserError
 from chessrec.fileio import write_atomic
+from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
 from chessrec.inference.card import CARD_KEY, ModelCard
-from chessrec.inference.onnx_backend import CROPS_INPUT, PROBABILITIES_OUTPUT, SQUARES_INPUT, OnnxSquareModel
+from chessrec.inference.model import BoardCrops, Cascade, SquareModel
+from chessrec.inference.onnx_backend import CROPS_INPUT, PROBABILITIES_OUTPUT, SQUARES_INPUT, open_onnx_model
 from chessrec.inference.torch_backend import TorchSquareModel, preprocess
 from chessrec.quiet import quiet_library_noise
 
@@ -43,8 +45,8 @@ class _WithPreprocessing(nn.Module):
         return self.network(preprocess(crops, self.card.preprocessing), squares).exp()
 
 
-def to_onnx_bytes(model: TorchSquareModel, example_crops: np.ndarray) -> bytes:
-    """The serialised ONNX model of ``model`` (batch size free), its card in the metadata."""
+def _network_proto(model: TorchSquareModel, example_crops: np.ndarray):
+    """The ONNX graph of one torch network with its preprocessing (batch size free)."""
     import onnx
 
     wrapper = _WithPreprocessing(model.network, model.card).eval()  # eval: no dropout, frozen batch norm
@@ -61,10 +63,48 @@ def to_onnx_bytes(model: TorchSquareModel, example_crops: np.ndarray) -> bytes:
             torch.onnx.export(wrapper, (crops, squares), str(path), dynamo=True, opset_version=OPSET, verbose=False,
                               input_names=[CROPS_INPUT, SQUARES_INPUT], output_names=[PROBABILITIES_OUTPUT],
                               dynamic_shapes=({0: n}, {0: n}))
-            proto = onnx.load(str(path))
+            return onnx.load(str(path))
     finally:
         exporter_log.setLevel(level)
-    set_card(proto, model.card)
+
+
+def _prefixed(proto, prefix: str):
+    """Every name in the graph prefixed, symbolic dimensions included: the stages' batch sizes differ."""
+    import onnx
+
+    proto = onnx.compose.add_prefix(proto, prefix)
+    for value in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param:
+                dim.dim_param = prefix + dim.dim_param
+    return proto
+
+
+def to_onnx_bytes(model: TorchSquareModel | Cascade, example_crops: BoardCrops) -> bytes:
+    """The serialised ONNX model of ``model``, its card in the metadata.
+
+    ``example_crops`` are (M, 3, H, W) uint8 crops per spec name.  A cascade's two networks go into
+    one graph, each stage's inputs, output and nodes prefixed with its name (see
+    :class:`chessrec.inference.onnx_backend.OnnxSquareModel`).
+    """
+    import onnx
+
+    if isinstance(model, TorchSquareModel):
+        proto = _network_proto(model, example_crops[model.spec_name])
+        card = model.card
+    elif isinstance(model, Cascade) and model.card is not None and all(
+            isinstance(stage, TorchSquareModel) for stage in (model.occupancy, model.piece)):
+        stages = [_prefixed(_network_proto(stage, example_crops[stage.spec_name]), f"{name}.")
+                  for name, stage in ((OCCUPANCY_CROPS, model.occupancy), (PIECE_CROPS, model.piece))]
+        proto = onnx.compose.merge_models(*stages, io_map=[])
+        unique = {(o.domain, o.version): o for o in proto.opset_import}  # merging lists each opset twice
+        del proto.opset_import[:]
+        proto.opset_import.extend(unique.values())
+        card = model.card
+    else:
+        raise UserError(f"cannot export a {type(model).__name__}: only torch checkpoints (one network or a "
+                        "cascade) export to ONNX")
+    set_card(proto, card)
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
@@ -78,27 +118,24 @@ def set_card(proto, card: ModelCard) -> None:
     entry.key, entry.value = CARD_KEY, json.dumps(card.to_dict(), sort_keys=True)
 
 
-def max_probability_difference(a, b, crops: np.ndarray) -> float:
-    """Largest |p_a - p_b| of two square models on the same (N, 64, 3, H, W) crops of their one spec."""
-    (name,) = a.crop_specs
-    squares = np.tile(np.arange(64), len(crops))
-    flat = {name: crops.reshape(-1, *crops.shape[2:])}
-    return float(np.abs(a.predict_squares(flat, squares) - b.predict_squares(flat, squares)).max())
+def max_probability_difference(a: SquareModel, b: SquareModel, crops: BoardCrops) -> float:
+    """Largest |p_a - p_b| of two square models on the same (N, 64, 3, H, W) board crops per spec."""
+    return float(np.abs(a.predict_proba(crops) - b.predict_proba(crops)).max())
 
 
-def export_onnx(model: TorchSquareModel, out_path: Path, verify_crops: np.ndarray,
+def export_onnx(model: TorchSquareModel | Cascade, out_path: Path, verify_crops: BoardCrops,
                 tolerance: float = PARITY_TOLERANCE) -> float:
     """Write ``model`` to ``out_path`` as ONNX, load it back in ONNX Runtime and check parity.
 
-    ``verify_crops`` are (N, 64, 3, H, W) uint8 board crops of the model's spec.  Returns the
-    largest probability difference; an export beyond ``tolerance`` is not written.
+    ``verify_crops`` are (N, 64, 3, H, W) uint8 board crops per spec name.  Returns the largest
+    probability difference; an export beyond ``tolerance`` is not written.
     """
     out_path = Path(out_path)
-    data = to_onnx_bytes(model, verify_crops.reshape(-1, *verify_crops.shape[2:]))
+    data = to_onnx_bytes(model, {name: c.reshape(-1, *c.shape[2:]) for name, c in verify_crops.items()})
     staged = out_path.with_name(f".{out_path.name}.verify")
     staged.write_bytes(data)
     try:
-        difference = max_probability_difference(model, OnnxSquareModel(staged, threads=1), verify_crops)
+        difference = max_probability_difference(model, open_onnx_model(staged, threads=1), verify_crops)
     finally:
         staged.unlink()
     if not difference <= tolerance:

@@ -13,15 +13,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chessrec.errors import UserError
-from chessrec.geometry import SQUARE_CROPS, CropSpec
-from chessrec.labels import CLASS_NAMES
+from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS, SQUARE_CROPS, CropSpec
+from chessrec.labels import CLASS_NAMES, EMPTY
 
-__all__ = ["CARD_KEY", "CARD_VERSION", "SQUARE_CROPS", "ModelCard", "Preprocessing"]
+__all__ = ["CARD_KEY", "CARD_VERSION", "CASCADE", "SQUARE_CROPS", "ModelCard", "Preprocessing", "stage_cards"]
 
 #: version of the card layout; a loader refuses a card newer than it understands
 CARD_VERSION = 1
 #: where the card is stored inside a Lightning checkpoint
 CARD_KEY = "chessrec_card"
+#: ``architecture["system"]`` of a two-stage recogniser (an occupancy and a piece network)
+CASCADE = "cascade"
+#: output classes of a cascade's occupancy network
+OCCUPANCY_CLASSES = ("empty", "occupied")
 
 
 @dataclass(frozen=True)
@@ -88,3 +92,28 @@ class ModelCard:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UserError(f"{source}: malformed model card ({type(exc).__name__}: {exc})") from None
+
+
+def is_cascade(card: ModelCard) -> bool:
+    return card.architecture.get("system") == CASCADE
+
+
+def stage_cards(card: ModelCard) -> dict[str, ModelCard]:
+    """A cascade's card split into its stages' cards (``occupancy``, ``piece``), each naming its own
+    crops and classes; a single network's card is its own one stage (``net``).
+
+    The keys are also the prefixes of each stage's weights in the checkpoint's ``state_dict``.
+    """
+    if not is_cascade(card):
+        return {"net": card}
+    missing = {OCCUPANCY_CROPS, PIECE_CROPS} - set(card.crop_specs)
+    if missing:
+        raise UserError(f"cascade model card lacks crop spec(s) {sorted(missing)}")
+    common = {"architecture": card.architecture, "preprocessing": card.preprocessing,
+              "provenance": card.provenance, "version": card.version}
+    return {
+        OCCUPANCY_CROPS: ModelCard(crop_specs={OCCUPANCY_CROPS: card.crop_specs[OCCUPANCY_CROPS]},
+                                   class_names=OCCUPANCY_CLASSES, **common),
+        PIECE_CROPS: ModelCard(crop_specs={PIECE_CROPS: card.crop_specs[PIECE_CROPS]},
+                               class_names=CLASS_NAMES[:EMPTY], **common),
+    }

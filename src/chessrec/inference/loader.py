@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from chessrec.errors import UserError
-from chessrec.inference.card import CARD_KEY, SQUARE_CROPS, ModelCard, Preprocessing
-from chessrec.inference.model import SquareModel
+from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
+from chessrec.inference.card import CARD_KEY, SQUARE_CROPS, ModelCard, Preprocessing, is_cascade, stage_cards
+from chessrec.inference.model import Cascade, SquareModel
 from chessrec.labels import CLASS_NAMES
 
 #: the model ``dvc repro`` trains
@@ -47,7 +48,8 @@ def card_from_checkpoint(checkpoint: Mapping[str, Any], source: str) -> ModelCar
 
 
 def load_torch_checkpoint(path: Path, device: str = "cpu"):
-    """A :class:`~chessrec.inference.torch_backend.TorchSquareModel` from a Lightning checkpoint."""
+    """A :class:`~chessrec.inference.torch_backend.TorchSquareModel` from a Lightning checkpoint, or a
+    :class:`~chessrec.inference.model.Cascade` of two when the card names a two-stage system."""
     import torch
 
     from chessrec.inference.torch_backend import TorchSquareModel, build_network
@@ -64,22 +66,28 @@ def load_torch_checkpoint(path: Path, device: str = "cpu"):
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UserError(f"{path}: not a chessrec checkpoint (no state_dict)")
     card = card_from_checkpoint(checkpoint, str(path))
-    network = build_network(card)
-    weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
-    try:
-        network.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise UserError(f"{path}: weights do not fit the architecture its card names ({_first_line(exc)})") from None
-    return TorchSquareModel(network, card, device)
+    stages = {}
+    for prefix, stage_card in stage_cards(card).items():
+        network = build_network(stage_card)
+        weights = {k[len(prefix) + 1:]: v for k, v in checkpoint["state_dict"].items() if k.startswith(f"{prefix}.")}
+        try:
+            network.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise UserError(f"{path}: weights do not fit the architecture its card names "
+                            f"({_first_line(exc)})") from None
+        stages[prefix] = TorchSquareModel(network, stage_card, device)
+    if not is_cascade(card):
+        return stages["net"]
+    return Cascade(stages[OCCUPANCY_CROPS], stages[PIECE_CROPS], card=card)
 
 
 def load_onnx_model(path: Path, device: str = "cpu"):
-    """An :class:`~chessrec.inference.onnx_backend.OnnxSquareModel` (ONNX Runtime on the CPU)."""
+    """The model of an exported ONNX file, run by ONNX Runtime on the CPU (see :func:`open_onnx_model`)."""
     if device != "cpu":
         raise UserError(f"{path}: the ONNX backend runs on the CPU, not {device!r}")
-    from chessrec.inference.onnx_backend import OnnxSquareModel
+    from chessrec.inference.onnx_backend import open_onnx_model
 
-    return OnnxSquareModel(path)
+    return open_onnx_model(path)
 
 
 #: file suffix -> loader(path, device)

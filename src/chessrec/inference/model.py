@@ -117,7 +117,8 @@ class Cascade(BoardPredictions):
     piece model (their piece mass is spread evenly): the cost goes where the pieces are.
     """
 
-    def __init__(self, occupancy: SquareModel, piece: SquareModel, min_occupied: float = 1e-3):
+    def __init__(self, occupancy: SquareModel, piece: SquareModel, min_occupied: float = 1e-3,
+                 card: ModelCard | None = None):
         if tuple(occupancy.class_names) != ("empty", "occupied"):
             raise UserError(f"cascade occupancy model must output ('empty', 'occupied'), got {occupancy.class_names}")
         if tuple(piece.class_names) != CLASS_NAMES[:EMPTY]:
@@ -126,6 +127,7 @@ class Cascade(BoardPredictions):
         if clash and any(occupancy.crop_specs[n] != piece.crop_specs[n] for n in clash):
             raise UserError(f"cascade models use different crops under the same spec name(s) {sorted(clash)}")
         self.occupancy, self.piece, self.min_occupied = occupancy, piece, min_occupied
+        self.card = card  # the checkpoint's card when loaded from one (its provenance)
 
     @property
     def crop_specs(self) -> dict[str, CropSpec]:

@@ -2,6 +2,7 @@
 
 ``chessrec export`` writes the network with its preprocessing inside (uint8 crops and square
 indices in, probabilities out), so this backend needs onnxruntime and numpy only: no torch.
+A two-stage cascade ships as one file holding both graphs (see :class:`OnnxSquareModel`).
 The file is checked against its card before the first crop is scored, so an ONNX file of some
 other model fails with one line naming what does not fit, not with a shape error deep in a run.
 """
@@ -21,7 +22,8 @@ from chessrec.inference.model import BoardCrops, SingleSpecModel
 CROPS_INPUT, SQUARES_INPUT, PROBABILITIES_OUTPUT = "crops", "squares", "probabilities"
 
 
-def _session(path: Path, threads: int | None):
+def open_session(path: Path, threads: int | None = None):
+    """An ONNX Runtime CPU session for ``path`` (one-line error for a file ORT cannot read)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -36,44 +38,82 @@ def _session(path: Path, threads: int | None):
         raise UserError(f"{path}: not a usable ONNX model (truncated or corrupt: {first[:200]})") from None
 
 
-class OnnxSquareModel(SingleSpecModel):
-    """A :class:`chessrec.inference.SquareModel` running an exported network in ONNX Runtime."""
+def read_card(session, path: Path) -> ModelCard:
+    """The model card stored in an ONNX file's metadata."""
+    metadata = session.get_modelmeta().custom_metadata_map
+    if CARD_KEY not in metadata:
+        raise UserError(f"{path}: not a chessrec model (no {CARD_KEY!r} in its ONNX metadata; "
+                        "export it with `chessrec export`)")
+    try:
+        raw = json.loads(metadata[CARD_KEY])
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: its model card is not valid JSON ({exc})") from None
+    return ModelCard.from_dict(raw, str(path))
 
-    def __init__(self, path: Path | str, threads: int | None = None):
+
+class OnnxSquareModel(SingleSpecModel):
+    """One network of an exported file, run in ONNX Runtime: a :class:`chessrec.inference.SquareModel`.
+
+    A single classifier's graph has inputs ``crops``, ``squares`` and output ``probabilities``.  A
+    cascade's file holds both stages as one graph, each stage's names prefixed (``occupancy.crops``,
+    ...); a stage is run by feeding the other stage an empty batch, so the piece network still
+    runs only on the squares the occupancy network finds occupied.
+    """
+
+    def __init__(self, path: Path | str, threads: int | None = None, *, session=None,
+                 card: ModelCard | None = None, prefix: str = ""):
         self.path = Path(path)
-        self.session = _session(self.path, threads)
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        if CARD_KEY not in metadata:
-            raise UserError(f"{self.path}: not a chessrec model (no {CARD_KEY!r} in its ONNX metadata; "
-                            "export it with `chessrec export`)")
-        try:
-            raw = json.loads(metadata[CARD_KEY])
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{self.path}: its model card is not valid JSON ({exc})") from None
-        self.card = ModelCard.from_dict(raw, str(self.path))
+        self.session = session if session is not None else open_session(self.path, threads)
+        self.card = card if card is not None else read_card(self.session, self.path)
         if len(self.card.crop_specs) != 1:
             raise UserError(f"{self.path}: one ONNX network reads one crop spec, its card names "
                             f"{list(self.card.crop_specs)}")
-        self._check_signature()
+        self.prefix = prefix
+        self._idle = self._check_signature()
 
-    def _check_signature(self) -> None:
+    def _check_signature(self) -> dict[str, np.ndarray]:
+        """Check this stage's inputs and output against the card; return empty feeds for any other stage."""
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
-        if set(inputs) != {CROPS_INPUT, SQUARES_INPUT} or PROBABILITIES_OUTPUT not in outputs:
+        mine = [self.prefix + CROPS_INPUT, self.prefix + SQUARES_INPUT]
+        output = self.prefix + PROBABILITIES_OUTPUT
+        if not set(mine) <= set(inputs) or output not in outputs:
             raise UserError(f"{self.path}: graph has inputs {sorted(inputs)} and outputs {sorted(outputs)}, a chessrec "
-                            f"model has inputs {[CROPS_INPUT, SQUARES_INPUT]} and output {PROBABILITIES_OUTPUT!r}")
-        crops = inputs[CROPS_INPUT]
+                            f"model has inputs {mine} and output {output!r}")
+        crops = inputs[mine[0]]
         expected = [3, *self.crop_spec.output_shape]
         if crops.type != "tensor(uint8)" or list(crops.shape[1:]) != expected:
-            raise UserError(f"{self.path}: input {CROPS_INPUT!r} is {crops.type} {crops.shape}, its card's crop spec "
+            raise UserError(f"{self.path}: input {mine[0]!r} is {crops.type} {crops.shape}, its card's crop spec "
                             f"needs uint8 (n, {', '.join(map(str, expected))})")
-        classes = outputs[PROBABILITIES_OUTPUT].shape[-1]
+        classes = outputs[output].shape[-1]
         if classes != len(self.card.class_names):
             raise UserError(f"{self.path}: output has {classes} classes, its card names {len(self.card.class_names)}")
+        idle = {}
+        for name, spec in inputs.items():
+            if name not in mine:
+                dtype = np.uint8 if spec.type == "tensor(uint8)" else np.int64
+                idle[name] = np.zeros([0, *spec.shape[1:]], dtype=dtype)
+        return idle
 
     def predict_squares(self, crops: BoardCrops, squares: np.ndarray) -> np.ndarray:
         """(M, 3, H, W) uint8 crops of the card's spec and (M,) square indices -> (M, C) probabilities."""
-        feed = {CROPS_INPUT: np.ascontiguousarray(crops[self.spec_name], dtype=np.uint8),
-                SQUARES_INPUT: np.asarray(squares, dtype=np.int64)}
-        (probabilities,) = self.session.run([PROBABILITIES_OUTPUT], feed)
+        feed = {self.prefix + CROPS_INPUT: np.ascontiguousarray(crops[self.spec_name], dtype=np.uint8),
+                self.prefix + SQUARES_INPUT: np.asarray(squares, dtype=np.int64), **self._idle}
+        (probabilities,) = self.session.run([self.prefix + PROBABILITIES_OUTPUT], feed)
         return probabilities.astype(np.float32, copy=False)
+
+
+def open_onnx_model(path: Path | str, threads: int | None = None):
+    """The square model in an exported file: one network, or a cascade of the two stages it holds."""
+    from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
+    from chessrec.inference.card import is_cascade, stage_cards
+    from chessrec.inference.model import Cascade
+
+    path = Path(path)
+    session = open_session(path, threads)
+    card = read_card(session, path)
+    if not is_cascade(card):
+        return OnnxSquareModel(path, session=session, card=card)
+    stages = {name: OnnxSquareModel(path, session=session, card=stage_card, prefix=f"{name}.")
+              for name, stage_card in stage_cards(card).items()}
+    return Cascade(stages[OCCUPANCY_CROPS], stages[PIECE_CROPS], card=card)
