@@ -170,3 +170,39 @@ def test_json_squares_follow_python_chess_names(stand_in_model):
     for square in chess.SQUARES:
         piece = board.piece_at(square)
         assert squares[chess.square_name(square)]["piece"] == (piece.symbol() if piece else ".")
+
+
+def test_a_large_jpeg_is_decoded_reduced_and_corners_stay_in_the_photos_pixels(stand_in_model, tmp_path):
+    from chessrec.imageio import read_rgb_reduced
+
+    big_corners = CORNERS_A1_BOTTOM_LEFT * 8
+    big = photo(FEN, big_corners, size=(480 * 8, 400 * 8))
+    path = tmp_path / "big.jpg"
+    Image.fromarray(big).save(path, quality=92)
+    pixels, factor = read_rgb_reduced(path, min_long_side=recognize_module.READ_LONG_SIDE)
+    assert factor == 2 and pixels.shape == (1600, 1920, 3)  # 3840 px long side, read at 1920 >= 1440
+    result = recognize(path, corners=big_corners, a1="bottom-left", model=stand_in_model)
+    assert result.fen == FEN
+    np.testing.assert_allclose(result.corners[3], big_corners[3], atol=1)  # a1 corner, full-size pixels
+    assert read_rgb_reduced(tmp_path / "big.jpg")[1] == 1  # without a minimum side: full size
+
+
+def test_a_decompression_bomb_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (3000, 3000)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # 9 MP is then over twice the limit
+    err = _predict_error([str(path), "--corners", "1,1,2000,1,2000,2000,1,2000"], capsys)
+    assert "bomb.png" in err and "refused" in err and "9000000 pixels" in err
+
+
+def test_the_pipelines_model_takes_precedence_over_the_released_one(tmp_path, monkeypatch):
+    from chessrec.inference import loader
+
+    released, pipeline = tmp_path / "released.ckpt", tmp_path / "models" / "classifier.ckpt"
+    released.write_bytes(b"x")
+    monkeypatch.setattr(loader, "RELEASED_MODEL", released)
+    monkeypatch.setattr(loader, "DEFAULT_MODEL", pipeline)
+    assert loader.default_model() == released
+    pipeline.parent.mkdir()
+    pipeline.write_bytes(b"x")
+    assert loader.default_model() == pipeline

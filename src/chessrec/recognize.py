@@ -93,13 +93,19 @@ class BoardLock:
     checker: float
 
 
-def read_image(image, name: str | None = None) -> np.ndarray:
-    """H x W x 3 uint8 RGB from a path (EXIF orientation applied) or an array."""
-    if isinstance(image, (str, Path)):
-        from chessrec.imageio import read_rgb
+#: a photo file is decoded at a reduced JPEG scale while its long side stays at least this (see
+#: :func:`chessrec.imageio.read_rgb_reduced`): a 5760 px phone photo is read at 1440 px
+READ_LONG_SIDE = 1440
 
-        return read_rgb(image)
-    return check_rgb(image, name or "image")
+
+def read_image(image, name: str | None = None) -> tuple[np.ndarray, int]:
+    """(H x W x 3 uint8 RGB, factor) from a path (EXIF orientation applied, large JPEGs decoded reduced
+    by ``factor``) or an array (factor 1)."""
+    if isinstance(image, (str, Path)):
+        from chessrec.imageio import read_rgb_reduced
+
+        return read_rgb_reduced(image, READ_LONG_SIDE)
+    return check_rgb(image, name or "image"), 1
 
 
 def _image_name(image) -> str:
@@ -207,11 +213,11 @@ class Recognizer:
         timings: dict[str, float] = {}
         if a1 is not None and a1 not in A1_POSITIONS:
             raise UserError(f"a1 must be one of {', '.join(A1_POSITIONS)}, got {a1!r}")
-        pixels = read_image(image)
+        pixels, factor = read_image(image)
         timings["read"] = _ms_since(t0)
         image_corners = None
-        if corners is not None:
-            image_corners = validate_corners(order_corners(corners, "bottom-left"), pixels.shape)  # TL, TR, BR, BL
+        if corners is not None:  # TL, TR, BR, BL, in the pixels read
+            image_corners = validate_corners(order_corners(corners, "bottom-left") / factor, pixels.shape)
         t = time.perf_counter()
         self.model  # noqa: B018 - load it now, so its time is not counted as locating
         timings["load_model"] = _ms_since(t)
@@ -260,7 +266,7 @@ class Recognizer:
             labels=decoded.labels,
             confidence=probs[np.arange(64), decoded.labels].astype(np.float64),
             valid=decoded.valid,
-            corners=board_corners,
+            corners=board_corners * factor,
             a1=a1,
             decoder=self.decoder,
             probabilities=probs,
@@ -316,7 +322,9 @@ def register(subparsers) -> None:
                         help="image corner nearest square a1 (default: decided from the image)")
     parser.add_argument("--decoder", choices=DECODER_NAMES, default=None,
                         help="decoder (default: evaluate.best_decoder of params.yaml, else constrained)")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help=f"model checkpoint (default: {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=None,
+                        help=f"model file, .ckpt or .onnx (default: {DEFAULT_MODEL} when `dvc repro` made it, "
+                             "else the model released with the package)")
     parser.add_argument("--no-strict", dest="strict", action="store_false",
                         help="allow study/composition positions (no king or piece-count rules)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with confidences and timings")

@@ -24,6 +24,13 @@ from chessrec.labels import CLASS_NAMES
 
 #: the model ``dvc repro`` trains
 DEFAULT_MODEL = Path("models/classifier.ckpt")
+#: the model that ships with the package (the ``full`` profile's; see ``released/README.md``)
+RELEASED_MODEL = Path(__file__).resolve().parents[1] / "released" / "classifier.ckpt"
+
+
+def default_model() -> Path:
+    """The pipeline's model when ``dvc repro`` has made one here, else the released model."""
+    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() or not RELEASED_MODEL.is_file() else RELEASED_MODEL
 
 
 def card_from_checkpoint(checkpoint: Mapping[str, Any], source: str) -> ModelCard:
@@ -97,11 +104,11 @@ BACKENDS: dict[str, Callable[..., SquareModel]] = {".ckpt": load_torch_checkpoin
 def load_model(model: SquareModel | Path | str | None = None, device: str = "cpu") -> SquareModel:
     """A square model: a loaded one passed through, or read from a file (cached while it is unchanged).
 
-    ``None`` means the pipeline's model, :data:`DEFAULT_MODEL`.
+    ``None`` means :func:`default_model`: the pipeline's model, else the released one.
     """
     if model is not None and isinstance(model, SquareModel):
         return model
-    path = Path(model) if model is not None else DEFAULT_MODEL
+    path = Path(model) if model is not None else default_model()
     if not path.is_file():
         raise UserError(f"{path}: model file not found (run `dvc repro` or pass --model)")
     if path.suffix not in BACKENDS:

@@ -1,0 +1,75 @@
+"""Ship a pipeline run's model with the package: copy it and write its provenance beside it.
+
+Run in the repository (or a clone) where `dvc repro` of the profile to release finished:
+
+    python scripts/release_model.py [--repo .] [--out src/chessrec/released]
+
+Writes ``classifier.ckpt`` (weights and model card, no optimizer state) and ``classifier.json``:
+the commit, profile and params it was trained with, its test metrics with their intervals, its
+training time and energy, and its file's SHA-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from chessrec.errors import USER_ERROR_EXIT, UserError
+from chessrec.fileio import write_atomic
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "chessrec" / "released"
+HEADLINE = ("square_acc", "square_acc_low", "square_acc_high", "board_acc", "board_acc_low", "board_acc_high",
+            "errors_per_board", "n_boards")
+
+
+def provenance(repo: Path, checkpoint: Path) -> dict:
+    evaluate = json.loads((repo / "dvclive/evaluate/metrics.json").read_text())
+    train = json.loads((repo / "dvclive/train/metrics.json").read_text())
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True,
+                           text=True).stdout.strip()
+    return {
+        "commit": commit + ("-dirty" if dirty else ""),
+        "profile": params.get("profile_name"),
+        "params": params,
+        "test_metrics": {key: evaluate[key] for key in HEADLINE if key in evaluate},
+        "decoders": {name: {k: v for k, v in m.items() if k in HEADLINE} for name, m in evaluate["decoders"].items()},
+        "training": {"energy": train.get("energy", {}), "epochs": params["train"]["epochs"]},
+        "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+        "size_bytes": checkpoint.stat().st_size,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", type=Path, default=Path("."))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    try:
+        checkpoint = args.repo / "models/classifier.ckpt"
+        if not checkpoint.is_file():
+            raise UserError(f"{checkpoint}: no model (run `dvc repro` there first)")
+        record = provenance(args.repo, checkpoint)
+    except (UserError, OSError, KeyError) as exc:
+        print(f"release_model: error: {exc}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(checkpoint, args.out / ".classifier.ckpt.tmp")
+    (args.out / ".classifier.ckpt.tmp").replace(args.out / "classifier.ckpt")
+    write_atomic(args.out / "classifier.json", json.dumps(record, indent=2) + "\n")
+    m = record["test_metrics"]
+    print(f"released {record['profile']} model of {record['commit'][:12]}: square acc {m['square_acc']:.4f}, "
+          f"board acc {m['board_acc']:.3f} ({record['size_bytes'] / 1e6:.1f} MB) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
