@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # stages run `python -m chessrec.stages.*`: that python must be the one in .venv
 export PATH="$PWD/.venv/bin:$PATH" VIRTUAL_ENV="$PWD/.venv"
-exec dvc repro "$@"
+python -c "from chessrec.machine_speed import DESCRIPTION, reference_ms; print(f'machine-speed reference: {reference_ms():.1f} ms ({DESCRIPTION})')"
+time dvc repro "$@"
