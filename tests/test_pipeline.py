@@ -102,7 +102,7 @@ def test_exp_run_with_another_architecture_is_listed_next_to_the_baseline(tiny_r
     assert exp_data["params"]["params.yaml"]["data"]["model"]["name"] == "mobilenet"
     assert "board_acc" in exp_data["metrics"]["dvclive/evaluate/metrics.json"]["data"]
     base_data = baseline["data"]
-    assert base_data["params"]["params.yaml"]["data"]["model"]["name"] == "tiny_cnn"
+    assert base_data["params"]["params.yaml"]["data"]["model"]["name"] == "strided_cnn"
     assert "square_acc" in base_data["metrics"]["dvclive/evaluate/metrics.json"]["data"]
 
 
@@ -113,7 +113,7 @@ def test_train_runs_under_ddp_on_two_cpu_processes(tiny_repo_copy):
     (tiny_repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tiny_repo_copy / "models/classifier.ckpt").unlink()
     result = run([sys.executable, "-m", "chessrec.stages.train"], tiny_repo_copy)
-    assert result.stdout.count("train: tiny_cnn") == 1, "only rank zero reports"
+    assert result.stdout.count("train: strided_cnn") == 1, "only rank zero reports"
     assert (tiny_repo_copy / "models/classifier.ckpt").is_file()
     metrics = json.loads((tiny_repo_copy / "dvclive/train/metrics.json").read_text())
     assert "rank1" in metrics["energy"]["methods"], "each rank measures its own devices"
