@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +25,35 @@ def test_every_architecture_returns_normalised_log_probabilities(name, head):
     log_probs = net(torch.rand(5, 3, 48, 24), torch.tensor([0, 9, 27, 54, 63]))
     assert log_probs.shape == (5, 13)
     torch.testing.assert_close(log_probs.exp().sum(dim=1), torch.ones(5))
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_architecture_trains_channels_last_on_an_odd_batch_without_crashing(name):
+    """A stride-2 1x1 conv's channels-last backward corrupted the heap on a batch of 65 (torch 2.13 on CPU).
+
+    Run in a child process: a heap corruption aborts the interpreter, which must fail this test, not pytest.
+    """
+    probe = (
+        "import torch, torch.nn.functional as F\n"
+        "from chessrec.models import SquareClassifier\n"
+        "from chessrec.inference.torch_backend import preprocess\n"
+        f"net = SquareClassifier({name!r}, 8, 0.0, 'single', True).to(memory_format=torch.channels_last)\n"
+        "for batch in (256, 65, 65):\n"
+        "    x = preprocess(torch.randint(0, 256, (batch, 3, 32, 16), dtype=torch.uint8))\n"
+        "    F.nll_loss(net(x, torch.randint(0, 64, (batch,))), torch.randint(0, 13, (batch,))).backward()\n"
+        "print('trained')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr[-2000:]
+
+
+def test_resnet_projection_is_a_stride_two_pointwise_conv():
+    net = SquareClassifier("resnet18", width=8, dropout=0.0, head="single", extra_inputs=False).eval()
+    block = next(m for m in net.modules() if type(m).__name__ == "_BasicBlock" and m.stride == 2)
+    conv, bn = block.shortcut
+    x = torch.rand(3, conv.in_channels, 16, 8)
+    expected = bn(torch.nn.functional.conv2d(x, conv.weight, stride=2))
+    torch.testing.assert_close(block.shortcut(x[:, :, ::2, ::2]), expected)
 
 
 def test_square_inputs_encode_colour_rank_and_file():
