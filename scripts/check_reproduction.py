@@ -7,7 +7,7 @@ Fails (exit 1) when
 Machine-dependent figures (latency, energy, power, wall time) are reported, never compared.
 Writes `dvc metrics diff` as markdown to $GITHUB_STEP_SUMMARY when that variable is set.
 
-Usage: python scripts/check_reproduction.py [--tolerance 0.03]
+Usage: python scripts/check_reproduction.py [--tolerance 0.15]
 """
 
 from __future__ import annotations
@@ -27,9 +27,26 @@ DETERMINISTIC_STAGES = ("prepare", "featurize")
 MACHINE_DEPENDENT = ("latency", "energy", "power", "wall", "_ms", "_s", "epoch", "step")
 #: figures that are not quality metrics: file sizes, the export's parity figures, a derived difference
 NOT_QUALITY = ("size_kb", "max_prob_diff", "loss_points")
-#: documented default: accuracies may move by at most 3 points between machines (CPU kernels and
-#: thread counts change float rounding in training); on the same machine they reproduce exactly.
-DEFAULT_TOLERANCE = 0.03
+#: how far a quality metric may move between two machines running the same code, data and params:
+#: float rounding in the training kernels (AVX-512 or AVX2, thread counts) changes the model a little,
+#: and whole-board and whole-game figures amplify it.  Measured on the default profile between two of
+#: this project's 2-core machines (the run of commit 0718cf1 and its rerun on 2026-12-02): square
+#: accuracies moved by at most 0.3 points, errors per board by at most 0.19 squares, board accuracies
+#: by up to 10.3 points (continuity: 77.7% -> 67.4%; constrained 35.9% -> 32.8%).  On one machine
+#: every figure reproduces exactly.  A broken change moves these figures by far more.
+SQUARE_TOLERANCE = 0.01
+ERRORS_PER_BOARD_TOLERANCE = 0.4
+DEFAULT_TOLERANCE = 0.15  # board-level figures: board accuracies, valid rate, move recall
+
+
+def tolerance_for(name: str, board_tolerance: float) -> float:
+    """The tolerance of one metric: square-level figures are far steadier than board-level ones."""
+    lowered = name.lower()
+    if "square_acc" in lowered or "occupancy_acc" in lowered:
+        return SQUARE_TOLERANCE
+    if "errors_per_board" in lowered:
+        return ERRORS_PER_BOARD_TOLERANCE
+    return board_tolerance
 
 
 def run(*cmd: str, capture: bool = False) -> str:
@@ -53,14 +70,17 @@ def compare_metrics(diff: dict, tolerance: float) -> tuple[list[str], int]:
             if any(word in name.lower() for word in MACHINE_DEPENDENT + NOT_QUALITY):
                 continue
             compared += 1
-            if abs(new - old) > tolerance:
-                problems.append(f"{file}: {name} = {new:.4f}, committed {old:.4f} (tolerance {tolerance})")
+            allowed = tolerance_for(name, tolerance)
+            if abs(new - old) > allowed:
+                problems.append(f"{file}: {name} = {new:.4f}, committed {old:.4f} (tolerance {allowed})")
     return problems, compared
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help=f"board-level figures (square-level: {SQUARE_TOLERANCE}, errors per board: "
+                             f"{ERRORS_PER_BOARD_TOLERANCE})")
     args = parser.parse_args()
 
     from chessrec.machine_speed import DESCRIPTION, reference_ms
@@ -98,7 +118,7 @@ def main() -> int:
     if problems:
         return 1
     print(f"reproduction check: OK ({', '.join(DETERMINISTIC_STAGES)} byte-identical; "
-          f"{compared} quality metrics within {args.tolerance})")
+          f"{compared} quality metrics within tolerance: squares {SQUARE_TOLERANCE}, boards {args.tolerance})")
     return 0
 
 

@@ -19,6 +19,7 @@ from chessrec.decoding import (
     log_probs_of,
     moves_between,
 )
+from chessrec.decoding.beam import BeamOptions, GameBeam
 from chessrec.errors import UserError
 from chessrec.labels import EMPTY, fen_from_labels, labels_from_fen
 
@@ -188,6 +189,44 @@ def test_continuity_restarts_when_the_chain_breaks():
     assert decoded[3].moves == () and np.array_equal(decoded[3].labels, unrelated)
 
 
+def _misread_as_another_legal_move():
+    """A game whose 4th frame shows a legal move that was not played (d6 read where d5 stands)."""
+    sans = ["e4", "e5", "Nf3", "d6", "Bc4", "Be7", "O-O", "Nf6"]
+    positions = _game(sans)
+    probs = np.stack([_blurred(labels, 0.9) for labels in positions])
+    probs[4] = confident(chess.Board("rnbqkbnr/ppp2ppp/8/3pp3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 0 3").board_fen(), 0.95)
+    return sans, positions, probs
+
+
+def test_beam_lets_later_frames_overturn_a_misread_legal_move():
+    sans, positions, probs = _misread_as_another_legal_move()
+    continuity_reads = decode_sequence("continuity", probs)
+    beam_reads = decode_sequence("beam", probs)
+    right = lambda reads: sum(np.array_equal(d.labels, p) for d, p in zip(reads, positions))  # noqa: E731
+    assert right(beam_reads) == len(positions)
+    assert right(continuity_reads) < len(positions)  # it took d5, then had to break the chain
+    assert [m for d in beam_reads for m in d.moves] == sans
+
+
+def test_streaming_beam_from_the_start_position_commits_the_game_and_skips_a_garbage_frame():
+    sans, positions, probs = _misread_as_another_legal_move()
+    garbage = np.full((64, 13), 1 / 13)
+    garbage[:, WQ] = 0.5  # queens everywhere: no continuation explains it
+    frames = [*probs[1:5], garbage / garbage.sum(axis=1, keepdims=True), *probs[5:]]
+    game = GameBeam(start=chess.Board())
+    committed_lengths = []
+    for frame in frames:
+        game.push(log_probs_of(frame))
+        committed_lengths.append(len(game.committed_moves()))
+    replay = chess.Board()
+    assert [replay.san_and_push(m) for m in game.best.moves()] == sans
+    assert committed_lengths == sorted(committed_lengths)  # the published game only grows
+    assert committed_lengths[-1] >= len(sans) - 1  # the last move may still wait for its confirmation
+    assert committed_lengths[3] < 4  # the misread d5 is never published
+    with pytest.raises(UserError, match="beam_width"):
+        BeamOptions(beam_width=0)
+
+
 def test_moves_between_finds_castling_and_missed_frames():
     before = labels_from_fen("r3k2r/8/8/8/8/8/8/R3K2R")
     after = labels_from_fen("r3k2r/8/8/8/8/8/8/R4RK1")
@@ -211,7 +250,7 @@ def test_validity_accepts_either_side_to_move():
 
 def test_unknown_decoder_and_bad_options_are_user_errors():
     with pytest.raises(UserError, match="unknown decoder"):
-        decode("beam", confident(START))
+        decode("viterbi", confident(START))
     with pytest.raises(UserError, match="topk"):
         DecodeOptions(topk=0)
     with pytest.raises(UserError, match="shape"):

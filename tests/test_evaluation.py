@@ -184,7 +184,7 @@ def test_run_evaluation_rejects_bad_settings(tiny_model, tmp_path):
     with pytest.raises(UserError, match="best_decoder"):
         run_evaluation(tiny_model / "test", tiny_model / "model.ckpt", tmp_path, ["argmax"], "constrained")
     with pytest.raises(UserError, match="unknown decoder"):
-        run_evaluation(tiny_model / "test", tiny_model / "model.ckpt", tmp_path, ["beam"], "beam")
+        run_evaluation(tiny_model / "test", tiny_model / "model.ckpt", tmp_path, ["viterbi"], "viterbi")
     with pytest.raises(UserError, match="not found"):
         run_evaluation(tiny_model / "test", tmp_path / "none.ckpt", tmp_path, ["argmax"], "argmax")
     assert not (tmp_path / "metrics.json").exists()

@@ -13,7 +13,7 @@ HEADS = ("single", "two_stage")
 #: decoders of one board, :data:`chessrec.decoding.DECODERS`
 BOARD_DECODERS = ("argmax", "greedy", "constrained", "topk_legal")
 #: decoders of a game's frames in order, :data:`chessrec.decoding.SEQUENCE_DECODERS`
-SEQUENCE_DECODERS = ("continuity",)
+SEQUENCE_DECODERS = ("continuity", "beam")
 DECODERS = (*BOARD_DECODERS, *SEQUENCE_DECODERS)
 #: where the ``prepare`` stage gets its photos, :func:`chessrec.datasets.load_dataset`
 DATA_SOURCES = ("synthetic", "chessred", "chesscog")

@@ -3,7 +3,9 @@
 The classifier scores every square on its own; a position is more than 64 independent guesses.
 Each decoder reads the same log-probabilities and differs only in how much chess it knows: the
 decoders of one board live in :mod:`chessrec.decoding.board`, the decoding of a game's frames
-(``continuity``, and its streaming form :class:`GameTracker`) in :mod:`chessrec.decoding.game`.
+(``continuity``, and its streaming form :class:`GameTracker`) in :mod:`chessrec.decoding.game`,
+and the search for a game's most probable history (``beam``, :class:`GameBeam`) in
+:mod:`chessrec.decoding.beam`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from chessrec.decoding.board import (
     log_probs_of,
     topk_legal,
 )
+from chessrec.decoding.beam import BeamOptions, GameBeam, beam
 from chessrec.decoding.game import (
     GameTracker,
     TrackedFrame,
@@ -38,7 +41,7 @@ from chessrec.decoding.game import (
 from chessrec.errors import UserError
 
 __all__ = [
-    "DECODERS", "DECODER_NAMES", "LOG_FLOOR", "SEQUENCE_DECODERS", "Decoded", "DecodeOptions", "GameTracker",
+    "DECODERS", "DECODER_NAMES", "BeamOptions", "GameBeam", "LOG_FLOOR", "SEQUENCE_DECODERS", "Decoded", "DecodeOptions", "GameTracker",
     "TrackedFrame", "board_log_prob", "check_decoder", "decode", "decode_sequence", "follow_moves",
     "is_valid_position", "k_best_boards", "log_probs_of", "moves_between", "reachable", "roots_of",
 ]
@@ -50,7 +53,7 @@ DECODERS: dict[str, BoardDecoder] = dict(zip(registry.BOARD_DECODERS, (argmax, g
                                              strict=True))
 #: decoders of a game's frames in order, by name
 SEQUENCE_DECODERS: dict[str, Callable[[np.ndarray, DecodeOptions], list[Decoded]]] = dict(
-    zip(registry.SEQUENCE_DECODERS, (continuity,), strict=True))
+    zip(registry.SEQUENCE_DECODERS, (continuity, beam), strict=True))
 DECODER_NAMES: tuple[str, ...] = registry.DECODERS
 
 

@@ -1,0 +1,270 @@
+"""Decoding a game as its most probable legal move sequence over all frames (a beam search).
+
+:class:`~chessrec.decoding.game.GameTracker` decides each frame once, from its previous decision:
+a misread frame sends it down a wrong line that later frames can break but never undo.
+:class:`GameBeam` keeps the ``beam_width`` most probable histories instead (a Viterbi beam over
+positions, one per position reached), so later frames outvote an earlier misreading; a frame that
+no continuation explains is skipped at a price of ``skip_penalty`` nats rather than breaking the
+game, and only a run of ``restart_after`` skipped frames (moves missed, a new game) starts the
+search again from the frame's own reading.  ``beam`` is the batch form: it reads every frame of a
+recorded game and returns the positions of the single best history, a smoother rather than a filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import chess
+import numpy as np
+
+from chessrec.decoding.board import Decoded, DecodeOptions, board_log_prob, constrained, is_valid_position, k_best_boards
+from chessrec.decoding.game import _after, _labels_of_placement, _san, reachable, roots_of
+from chessrec.errors import UserError
+from chessrec.labels import EMPTY, labels_from_board
+
+
+@dataclass(frozen=True)
+class BeamOptions:
+    """How wide the search is and what ignoring a frame costs."""
+
+    beam_width: int = 6
+    #: nats a history pays for declaring a frame misread (a move read on two wrong squares costs ~10)
+    skip_penalty: float = 12.0
+    #: consecutive skipped frames after which the best history is abandoned and the search reseeded
+    restart_after: int = 3
+    #: histories within this many nats of the best must agree on a move before it is committed (below
+    #: skip_penalty, or the best history with its last frame skipped would always veto the commit)
+    commit_margin: float = 6.0
+    #: nats each move beyond the first between two decoded frames costs: a still period holds one move
+    #: as a rule, so a line that needs more (a piece that went and came back) must earn them
+    extra_ply_penalty: float = 6.0
+    #: search two plies on only when one ply leaves the frame this many nats below its own reading
+    deepen_margin: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.beam_width < 1:
+            raise UserError(f"beam_width must be >= 1, got {self.beam_width}")
+        if not self.skip_penalty > 0 or not self.commit_margin >= 0:
+            raise UserError(f"skip_penalty must be > 0 and commit_margin >= 0, got {self.skip_penalty}, "
+                            f"{self.commit_margin}")
+        if self.restart_after < 1:
+            raise UserError(f"restart_after must be >= 1, got {self.restart_after}")
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One frame of a history, linked to the frame before (histories share their common past)."""
+
+    frame: int
+    board: chess.Board  # the position the history stands in after this frame
+    labels: np.ndarray  # the same position's placement
+    moves: tuple[chess.Move, ...]  # played since the previous step's position
+    skipped: bool  # the frame was declared misread: labels carry the previous position
+    restarted: bool
+    parent: _Step | None
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A history of the game so far: its position, summed log-probability and its frames."""
+
+    board: chess.Board
+    score: float
+    step: _Step
+    misses: int = 0  # frames skipped in a row, up to the last one
+
+    def steps(self) -> list[_Step]:
+        out, step = [], self.step
+        while step is not None:
+            out.append(step)
+            step = step.parent
+        return out[::-1]
+
+    def line(self) -> list[_Step]:
+        """The steps played out from the first position: up to the first restart (the game lost), if any."""
+        steps = self.steps()
+        return steps[:next((i for i, step in enumerate(steps) if i > 0 and step.restarted), len(steps))]
+
+    def moves(self) -> list[chess.Move]:
+        """The moves of :meth:`line`: a legal sequence from the first position."""
+        return [move for step in self.line() for move in step.moves]
+
+    def confirmed_moves(self) -> list[chess.Move]:
+        """The moves of :meth:`line` that a later frame, read and not skipped, has seen standing."""
+        steps = self.line()
+        last_read = max((i for i, step in enumerate(steps) if not step.skipped), default=0)
+        return [move for step in steps[:last_read] for move in step.moves]
+
+
+def _key(board: chess.Board) -> tuple:
+    return board.board_fen(), board.turn, board.castling_rights, board.ep_square
+
+
+def _frame_scores(log_probs: np.ndarray, placements: np.ndarray) -> np.ndarray:
+    gains = log_probs[:, :12].T - log_probs[:, EMPTY][None, :]  # (12, 64)
+    return log_probs[:, EMPTY].sum() + np.einsum("mcs,cs->m", placements, gains)
+
+
+class GameBeam:
+    """Streaming beam decoder: ``push`` one frame's log-probabilities at a time.
+
+    ``start``: the position the game starts from (a broadcast knows it); without one the first
+    frame seeds the beam with its ``beam_width`` most probable legal readings, either side to move.
+    """
+
+    def __init__(self, options: DecodeOptions = DecodeOptions(), beam: BeamOptions = BeamOptions(),
+                 start: chess.Board | None = None):
+        self.options, self.beam_options = options, beam
+        self.start = start
+        self.frames = 0
+        self.hypotheses: list[Hypothesis] = []
+        if start is not None:
+            step = _Step(-1, start.copy(stack=False), labels_from_board(start), (), False, False, None)
+            self.hypotheses = [Hypothesis(start.copy(stack=False), 0.0, step)]
+
+    @property
+    def best(self) -> Hypothesis:
+        if not self.hypotheses:
+            raise ValueError("no frame has been pushed yet")
+        return self.hypotheses[0]
+
+    def _seed(self, log_probs: np.ndarray, base: float, parent: _Step | None) -> list[Hypothesis]:
+        """Histories starting at this frame's most probable legal readings (one per side to move)."""
+        seeds = []
+        for labels in k_best_boards(log_probs, self.options.topk, strict=True):
+            for root in roots_of(labels):
+                step = _Step(self.frames, root, labels, (), False, True, parent)
+                seeds.append(Hypothesis(root, base + board_log_prob(log_probs, labels), step))
+            if len(seeds) >= self.beam_options.beam_width:
+                break
+        if not seeds:  # nothing legal among the k best: carry the frame's own reading, unplayable
+            labels = constrained(log_probs, self.options).labels
+            step = _Step(self.frames, chess.Board(None), labels, (), False, True, parent)
+            seeds = [Hypothesis(step.board, base + board_log_prob(log_probs, labels), step)]
+        return seeds
+
+    def push(self, log_probs: np.ndarray) -> Hypothesis:
+        """Extend every history by this frame (floored (64, 13) log-probabilities); returns the best."""
+        beam = self.beam_options
+        if not self.hypotheses:
+            self.hypotheses = self._prune(self._seed(log_probs, 0.0, None))
+        else:
+            own = constrained(log_probs, self.options).log_prob
+            candidates: dict[tuple, Hypothesis] = {}
+
+            def offer(h: Hypothesis) -> None:
+                key = _key(h.board)
+                if key not in candidates or h.score > candidates[key].score:
+                    candidates[key] = h
+
+            playable = [h for h in self.hypotheses if h.board.king(chess.WHITE) is not None]  # not unplayable seeds
+            expansions = self._expand(playable, log_probs, own)
+            for h, (entries, placements, scores) in zip(playable, expansions):
+                # a continuation that explains the frame worse than calling it misread is no explanation:
+                # the history's skip (below) stands for it, and junk cannot crowd the beam
+                explained = np.flatnonzero(scores > own - beam.skip_penalty)
+                for i in explained[np.argsort(-scores[explained], kind="stable")][:beam.beam_width]:
+                    root, moves = entries[i]
+                    board = _after(root, moves)
+                    step = _Step(self.frames, board, _labels_of_placement(placements[i]), moves, False, False, h.step)
+                    offer(Hypothesis(board, h.score + float(scores[i]), step))
+            for h in self.hypotheses:
+                skip = _Step(self.frames, h.board, h.step.labels, (), True, False, h.step)
+                # a skip is scored against the frame's own best reading: it costs skip_penalty at least
+                candidates.setdefault(("skip", *_key(h.board)), Hypothesis(h.board, h.score + own - beam.skip_penalty,
+                                                                           skip, h.misses + 1))
+            ranked = self._prune(list(candidates.values()))
+            if not ranked or ranked[0].misses >= beam.restart_after:
+                base = ranked[0].score if ranked else 0.0
+                parent = ranked[0].step if ranked else None
+                ranked = self._prune(self._seed(log_probs, base, parent))
+            self.hypotheses = ranked
+        self.frames += 1
+        return self.best
+
+    def _expand(self, hypotheses: list[Hypothesis], log_probs: np.ndarray, own: float) -> list[tuple]:
+        """Each history's positions 0..max_plies moves on, with their frame scores.
+
+        Two plies cost ~30x one: they are searched only when no history's one-ply continuation
+        comes within ``deepen_margin`` nats of the frame's own reading (a missed frame, a fast reply).
+        """
+        expansions = []
+        for plies in range(min(1, self.options.max_plies), self.options.max_plies + 1):
+            expansions = []
+            for h in hypotheses:
+                entries, placements = reachable([h.board], plies)
+                extra = np.array([max(len(moves) - 1, 0) for _, moves in entries])
+                scores = _frame_scores(log_probs, placements) - self.beam_options.extra_ply_penalty * extra
+                expansions.append((entries, placements, scores))
+            if max((e[2].max() for e in expansions), default=-np.inf) >= own - self.beam_options.deepen_margin:
+                break
+        return expansions
+
+    def _prune(self, hypotheses: list[Hypothesis]) -> list[Hypothesis]:
+        return sorted(hypotheses, key=lambda h: -h.score)[:self.beam_options.beam_width]
+
+    def committed_moves(self) -> list[chess.Move]:
+        """The moves safe to publish: confirmed by a later frame read (not skipped) in every history
+        within ``commit_margin`` nats of the best, and the same in all of them."""
+        close = [h for h in self.hypotheses if h.score >= self.best.score - self.beam_options.commit_margin]
+        committed = []
+        for plies in zip(*(h.confirmed_moves() for h in close)):
+            if any(move != plies[0] for move in plies[1:]):
+                break
+            committed.append(plies[0])
+        return committed
+
+
+def _positions_between(board: chess.Board, moves: Sequence[chess.Move]) -> list[np.ndarray]:
+    """The positions after each of the moves, then the one before them: a frame skipped between two
+    read ones most likely shows a move already made, so ties go to the moves."""
+    start, board = labels_from_board(board), board.copy(stack=False)
+    positions = []
+    for move in moves:
+        board.push(move)
+        positions.append(labels_from_board(board))
+    return [*positions, start]
+
+
+def decode_best_history(log_probs_seq: np.ndarray, options: DecodeOptions, beam: BeamOptions = BeamOptions(),
+                        start: chess.Board | None = None) -> list[Decoded]:
+    """Each frame's position on the most probable history of the whole recorded game.
+
+    A frame the history skipped is given the position, among those the history passes through
+    between its neighbours, that the frame's own probabilities favour.
+    """
+    log_probs_seq = np.asarray(log_probs_seq)
+    decoder = GameBeam(options, beam, start)
+    for log_probs in log_probs_seq:
+        decoder.push(log_probs)
+    decoded: list[Decoded | None] = [None] * len(log_probs_seq)
+    before: _Step | None = None  # the last step whose frame was read, not skipped
+    pending: list[_Step] = []
+    for step in decoder.best.steps():
+        if step.skipped:
+            pending.append(step)
+            continue
+        follows = before is not None and not step.restarted and before.board.king(chess.WHITE) is not None
+        between = _positions_between(before.board, step.moves) if follows else [step.labels]
+        for skipped in pending:
+            decoded[skipped.frame] = _best_of(log_probs_seq[skipped.frame], between, valid=follows)
+        pending = []
+        if step.frame >= 0:
+            lp = log_probs_seq[step.frame]
+            sans = _san(before.board, step.moves) if follows else ()
+            decoded[step.frame] = Decoded(step.labels, board_log_prob(lp, step.labels), True, sans)
+        before = step
+    for skipped in pending:  # trailing skipped frames: the last position the history reached
+        decoded[skipped.frame] = _best_of(log_probs_seq[skipped.frame], [skipped.labels], valid=True)
+    return decoded  # type: ignore[return-value]
+
+
+def _best_of(log_probs: np.ndarray, positions: list[np.ndarray], valid: bool) -> Decoded:
+    labels = max(positions, key=lambda labels: board_log_prob(log_probs, labels))
+    return Decoded(labels, board_log_prob(log_probs, labels), valid and is_valid_position(labels))
+
+
+def beam(log_probs_seq: np.ndarray, options: DecodeOptions) -> list[Decoded]:
+    """The ``beam`` sequence decoder: frames of one recorded game -> positions of its best history."""
+    return decode_best_history(log_probs_seq, options)
