@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "chessrec.report",         # report
     "chessrec.stages",         # stage (prepare | featurize | train | evaluate | export)
     "chessrec.deploy.cli",     # export
+    "chessrec.broadcast.cli",  # broadcast
 )
 
 

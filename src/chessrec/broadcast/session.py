@@ -1,0 +1,174 @@
+"""One broadcast: frames in, the game followed with the beam decoder, PGN and events out.
+
+Per frame: keep the board lock (re-locate only when it has failed for ``relocate_after`` frames
+in a row: a hand over the board breaks the lock's check for a moment, a moved camera for good),
+measure motion on the warped board, and on each still period's settled frame and its confirmation
+(:mod:`chessrec.broadcast.settle`) classify the squares and push them to
+:class:`chessrec.decoding.GameBeam`.  The PGN holds the
+moves every close history agrees on and a later frame has confirmed; a correction rewrites it.
+Each decode logs its latency, the decode margin (best history against the runner-up, nats) and
+the classifier's confidence, and a drop of the rolling confidence is reported as drift.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import chess
+import numpy as np
+
+from chessrec.broadcast.frames import Frame
+from chessrec.broadcast.pgn import BroadcastOutputs
+from chessrec.broadcast.settle import SettleDetector, SettleOptions, board_grey
+from chessrec.decoding import BeamOptions, DecodeOptions, GameBeam, log_probs_of
+from chessrec.errors import UserError
+from chessrec.geometry import order_corners
+from chessrec.recognize import Recognizer
+
+
+#: a broadcast decodes each still period twice, so a misreading held for the period costs the true
+#: history two skips: at the evaluation's 12 nats apiece, junk continuations of the misreading crowd it
+#: out of the beam (tests/test_broadcast.py has such a game); at 8 it stays in
+BROADCAST_BEAM = BeamOptions(skip_penalty=8.0)
+
+
+@dataclass(frozen=True)
+class BroadcastOptions:
+    beam: BeamOptions = BROADCAST_BEAM
+    settle: SettleOptions = field(default_factory=SettleOptions)
+    #: frames in a row the lock may fail (a hand, a shadow) before the board is located again
+    relocate_after: int = 10
+    #: settled decodes per rolling confidence window; drift = the window's mean below the first's by ``drift_drop``
+    drift_window: int = 10
+    drift_drop: float = 0.05
+
+
+@dataclass
+class BroadcastSummary:
+    frames: int = 0
+    decodes: int = 0
+    skipped_frames: int = 0  # settled frames the best history declared misread
+    relocations: int = 0
+    no_board_frames: int = 0
+    decode_ms: list[float] = field(default_factory=list)
+    drift_warnings: int = 0
+
+
+class BroadcastSession:
+    """Follow one game from its frames.  ``corners``/``a1`` fix the board for a camera known to be still."""
+
+    def __init__(self, recognizer: Recognizer, outputs: BroadcastOutputs, start: chess.Board,
+                 options: BroadcastOptions = BroadcastOptions(), corners: np.ndarray | None = None,
+                 a1: str | None = None, decode_options: DecodeOptions = DecodeOptions()):
+        self.recognizer, self.outputs, self.options = recognizer, outputs, options
+        self.beam = GameBeam(decode_options, options.beam, start)
+        self.settle = SettleDetector(options.settle)
+        self.fixed_corners = None if corners is None else order_corners(np.asarray(corners, dtype=float), a1 or "bottom-left")
+        self.summary = BroadcastSummary()
+        self.lock_failures = 0
+        self.confidences: deque[float] = deque(maxlen=options.drift_window)
+        self.reference_confidence: float | None = None
+        self.drifting = False
+
+    # --------------------------------------------------------------------------------- the board
+    def board_corners(self, frame: Frame) -> np.ndarray | None:
+        """Corners (a8, h8, h1, a1) of the board in this frame: fixed, locked, or located again."""
+        if self.fixed_corners is not None:
+            return self.fixed_corners
+        recognizer = self.recognizer
+        if recognizer.lock is not None:
+            if recognizer.lock_holds(frame.pixels):
+                self.lock_failures = 0
+                return recognizer.lock.corners
+            self.lock_failures += 1
+            if self.lock_failures < self.options.relocate_after:
+                return recognizer.lock.corners  # most likely a hand: keep the lock for now
+        try:
+            recognizer.unlock()
+            recognizer.recognize(frame.pixels)  # locates, orients and locks
+        except UserError as exc:
+            self.summary.no_board_frames += 1
+            self.outputs.event({"event": "no_board", "frame": frame.index, "t": round(frame.time_s, 3),
+                                "reason": str(exc)})
+            return None
+        self.lock_failures = 0
+        self.summary.relocations += 1
+        self.settle.reset()
+        self.outputs.event({"event": "located", "frame": frame.index, "t": round(frame.time_s, 3),
+                            "a1": recognizer.lock.a1,
+                            "corners": np.round(recognizer.lock.corners, 1).tolist()})
+        return recognizer.lock.corners
+
+    def probabilities(self, frame: Frame, board_corners: np.ndarray) -> np.ndarray:
+        """(64, 13) class probabilities of the board in this frame."""
+        return self.recognizer.classify(self.recognizer.crop(frame.pixels, board_corners))
+
+    # -------------------------------------------------------------------------------- the stream
+    def feed(self, frame: Frame) -> dict | None:
+        """Process one frame; returns the decode event when the frame was decoded."""
+        self.summary.frames += 1
+        board_corners = self.board_corners(frame)
+        if board_corners is None:
+            return None
+        decode_now, motion = self.settle.push(board_grey(frame.pixels, board_corners), frame.time_s)
+        if not decode_now:
+            return None
+        t0 = time.perf_counter()
+        probs = self.probabilities(frame, board_corners)
+        best = self.beam.push(log_probs_of(probs))
+        update = self.outputs.publish(self.beam.committed_moves())
+        latency_ms = (time.perf_counter() - t0) * 1e3
+        hypotheses = self.beam.hypotheses
+        margin = best.score - hypotheses[1].score if len(hypotheses) > 1 else float("inf")
+        confidence = float(probs.max(axis=1).mean())
+        summary = self.summary
+        summary.decodes += 1
+        summary.skipped_frames += int(best.step.skipped)
+        summary.decode_ms.append(latency_ms)
+        event = {"event": "decode", "frame": frame.index, "t": round(frame.time_s, 3), "motion": round(motion, 2),
+                 "latency_ms": round(latency_ms, 2), "margin": round(min(margin, 1e9), 2),
+                 "confidence": round(confidence, 4), "skipped": best.step.skipped,
+                 "plies": len(self.outputs.published), "update": update}
+        self.outputs.event(event)
+        if best.step.restarted:  # no history from the start explains the last frames: the line is lost
+            message = (f"frame {frame.index}: no legal continuation of the game explains the board; the PGN keeps "
+                       f"the {len(self.outputs.published)} plies followed so far")
+            self.outputs.event({"event": "lost", "frame": frame.index, "t": round(frame.time_s, 3), "message": message})
+            print(f"chessrec broadcast: warning: {message}", file=sys.stderr)
+        self._watch_drift(frame, confidence)
+        return event
+
+    def _watch_drift(self, frame: Frame, confidence: float) -> None:
+        self.confidences.append(confidence)
+        if len(self.confidences) < self.confidences.maxlen:
+            return
+        mean = float(np.mean(self.confidences))
+        if self.reference_confidence is None:
+            self.reference_confidence = mean
+            return
+        drifting = mean < self.reference_confidence - self.options.drift_drop
+        if drifting and not self.drifting:
+            self.summary.drift_warnings += 1
+            message = (f"confidence drifted from {self.reference_confidence:.3f} to {mean:.3f} over the last "
+                       f"{len(self.confidences)} decodes: light, camera or set changed?")
+            self.outputs.event({"event": "drift", "frame": frame.index, "t": round(frame.time_s, 3),
+                                "message": message})
+            print(f"chessrec broadcast: warning: {message}", file=sys.stderr)
+        self.drifting = drifting
+
+    def finish(self) -> list[chess.Move]:
+        """At the end of the stream the best history is all the evidence there will be: publish it."""
+        moves = self.beam.best.moves() if self.beam.hypotheses else []
+        update = self.outputs.publish(moves)
+        self.outputs.event({"event": "end", "frames": self.summary.frames, "decodes": self.summary.decodes,
+                            "plies": len(moves), "update": update})
+        return moves
+
+    def run(self, frames: Iterable[Frame]) -> list[chess.Move]:
+        for frame in frames:
+            self.feed(frame)
+        return self.finish()

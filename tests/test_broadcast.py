@@ -1,0 +1,212 @@
+"""``chessrec broadcast``: rendered game frames (fixed camera, a hand between moves) -> PGN."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import urllib.request
+from pathlib import Path
+
+import chess
+import chess.pgn
+import cv2
+import numpy as np
+import pytest
+
+from chessrec.broadcast.frames import Frame, frames_from
+from chessrec.broadcast.pgn import BroadcastOutputs, start_board
+from chessrec.broadcast.serve import PgnServer
+from chessrec.broadcast.session import BroadcastSession
+from chessrec.cli import main
+from chessrec.errors import USER_ERROR_EXIT, UserError
+from chessrec.geometry import A1_POSITIONS, order_corners
+from chessrec.labels import labels_from_board
+from chessrec.recognize import Recognizer
+from chessrec.synth.render import render_board
+
+SANS = ["e4", "e5", "Nf3", "Nc6", "Bc4", "Bc5", "O-O", "Nf6"]
+#: frames per still position, and the seed that fixes the camera, set and light of the game
+STILL_FRAMES, SEED = 4, 11
+
+
+def _positions(sans=SANS) -> list[chess.Board]:
+    board, out = chess.Board(), [chess.Board()]
+    for san in sans:
+        board.push_san(san)
+        out.append(board.copy())
+    return out
+
+
+def _hand(image: np.ndarray, corners: np.ndarray, k: int) -> np.ndarray:
+    """A skin-coloured blob over part of the board: the player's hand making the move."""
+    out = image.copy()
+    centre = corners.mean(axis=0) + (corners[k % 4] - corners.mean(axis=0)) * 0.4
+    axes = (int(image.shape[1] * 0.18), int(image.shape[0] * 0.1))
+    cv2.ellipse(out, tuple(int(v) for v in centre), axes, 30.0 * k, 0, 360, (224, 172, 140), -1)
+    return out
+
+
+def render_game_frames(folder: Path, size: int = 320, sans=SANS) -> tuple[list[int], np.ndarray, str]:
+    """Frame files of a game under one camera, a hand frame between positions.
+
+    Returns which position each frame shows (-1 for a hand frame), the board corners and a1's image corner.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    shows, corners = [], None
+    for i, board in enumerate(_positions(sans)):
+        render = render_board(labels_from_board(board), SEED, size, with_ids=False)
+        corners = render.corners
+        if i > 0:
+            shows.append(-1)
+            cv2.imwrite(str(folder / f"{len(shows):04d}.png"), cv2.cvtColor(_hand(render.image, corners, i),
+                                                                             cv2.COLOR_RGB2BGR))
+        for _ in range(STILL_FRAMES):
+            shows.append(i)
+            cv2.imwrite(str(folder / f"{len(shows):04d}.png"), cv2.cvtColor(render.image, cv2.COLOR_RGB2BGR))
+    a1 = next(a for a in A1_POSITIONS if np.allclose(order_corners(corners, a), corners))
+    return shows, corners, a1
+
+
+def _confident(board: chess.Board, p: float = 0.9) -> np.ndarray:
+    probs = np.full((64, 13), (1 - p) / 12)
+    probs[np.arange(64), labels_from_board(board)] = p
+    return probs
+
+
+class ScriptedSession(BroadcastSession):
+    """A session whose classifier is replaced by the truth of each frame, with chosen frames misread."""
+
+    def __init__(self, *args, shows: list[int], misread: dict[int, chess.Board], **kw):
+        super().__init__(*args, **kw)
+        self.shows, self.misread, self.positions = shows, misread, _positions()
+
+    def probabilities(self, frame: Frame, board_corners: np.ndarray) -> np.ndarray:
+        position = self.positions[max(self.shows[frame.index], 0)]
+        return _confident(self.misread.get(frame.index, position))
+
+
+def _pgn_moves(text: str) -> list[str]:
+    game = chess.pgn.read_game(io.StringIO(text))
+    board, sans = game.board(), []
+    for move in game.mainline_moves():
+        sans.append(board.san(move))
+        board.push(move)
+    return sans
+
+
+@pytest.fixture(scope="module")
+def game_frames(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("frames")
+    return folder, *render_game_frames(folder)
+
+
+def test_a_misread_frame_is_outvoted_and_the_pgn_ends_right(game_frames, tmp_path):
+    folder, shows, corners, a1 = game_frames
+    # the first settled frame after ...Nc6 shows ...Nh6 instead, a legal move that was not played
+    wrong = _positions()[3].copy()
+    wrong.push_san("Nh6")
+    first_after_nc6 = shows.index(4)
+    misread = {first_after_nc6 + k: wrong for k in range(STILL_FRAMES)}  # every still frame of it, in fact
+    outputs = BroadcastOutputs(tmp_path / "game.pgn", tmp_path / "events.jsonl", chess.Board(), {"White": "A"})
+    session = ScriptedSession(Recognizer(model="unused.ckpt"), outputs, chess.Board(), corners=corners, a1=a1,
+                              shows=shows, misread=misread)
+    moves = session.run(frames_from(str(folder)))
+    outputs.close()
+    text = (tmp_path / "game.pgn").read_text()
+    assert _pgn_moves(text) == SANS and '[White "A"]' in text
+    assert moves == _game_moves()
+    # two decodes per still period (settled, then confirmed 0.4 s later); the hand frames are never decoded
+    assert session.summary.decodes == 2 * (len(SANS) + 1)
+    events = [json.loads(e) for e in (tmp_path / "events.jsonl").read_text().splitlines()]
+    decodes = [e for e in events if e["event"] == "decode"]
+    assert len(decodes) == session.summary.decodes and events[-1]["event"] == "end"
+    assert all(shows[e["frame"]] >= 0 for e in decodes)
+    # each move reaches the PGN at its position's confirmation, before the next move is made
+    grown = [e["frame"] for e in decodes if e["update"] == "moves"]
+    assert len(grown) >= len(SANS) - 1 and all(shows[f] == shows[f - 2] for f in grown)
+
+
+def _game_moves() -> list[chess.Move]:
+    board, moves = chess.Board(), []
+    for san in SANS:
+        moves.append(board.push_san(san))
+    return moves
+
+
+def test_the_pgn_is_served_on_localhost_and_grows_while_frames_arrive(game_frames, tmp_path):
+    folder, shows, corners, a1 = game_frames
+    outputs = BroadcastOutputs(tmp_path / "game.pgn", None, chess.Board(), {})
+    session = ScriptedSession(Recognizer(model="unused.ckpt"), outputs, chess.Board(), corners=corners, a1=a1,
+                              shows=shows, misread={})
+    seen = []
+    with PgnServer(lambda: outputs.text, 0) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+
+        def frames_while_polling():
+            for frame in frames_from(str(folder)):
+                yield frame
+                if frame.index in (len(shows) // 2, len(shows) - 1):
+                    with urllib.request.urlopen(server.url, timeout=10) as response:
+                        seen.append(response.read().decode())
+
+        session.run(frames_while_polling())
+        with urllib.request.urlopen(server.url, timeout=10) as response:
+            seen.append(response.read().decode())
+    middle, before_end, final = (_pgn_moves(t) for t in seen)
+    assert 0 < len(middle) < len(before_end) <= len(SANS)
+    assert SANS[:len(middle)] == middle and final == SANS
+
+
+def test_broadcast_inputs_are_checked_with_one_line_errors(tmp_path, capsys):
+    not_video = tmp_path / "clip.mp4"
+    not_video.write_text("not a video")
+    (tmp_path / "empty").mkdir()
+    cases = [
+        ([str(not_video)], "clip.mp4"),
+        ([str(tmp_path / "empty")], "no frame files"),
+        ([str(tmp_path / "missing.mp4")], "no such video"),
+        ([str(tmp_path / "empty"), "--fen", "8/8/8/8/8/8/8/8 w - - 0 1"], "not a legal position"),
+        ([str(tmp_path / "empty"), "--fen", "rubbish"], "not a valid FEN"),
+        ([str(tmp_path / "empty"), "--a1", "top-left"], "--a1 needs --corners"),
+    ]
+    for argv, shown in cases:
+        assert main(["broadcast", *argv, "--pgn", str(tmp_path / "g.pgn")]) == USER_ERROR_EXIT, argv
+        err = capsys.readouterr().err.strip()
+        assert shown in err and err.count("\n") == 0, err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(UserError, match=f"--serve {taken.getsockname()[1]}"):
+            PgnServer(lambda: "", taken.getsockname()[1])
+    with pytest.raises(UserError, match="not a valid FEN"):
+        start_board("8/8/8")
+
+
+def test_a_video_file_is_read_frame_by_frame(game_frames, tmp_path):
+    folder, shows, *_ = game_frames
+    video = tmp_path / "game.avi"
+    first = cv2.imread(str(sorted(folder.iterdir())[0]))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, first.shape[1::-1])
+    for file in sorted(folder.iterdir()):
+        writer.write(cv2.imread(str(file)))
+    writer.release()
+    frames = list(frames_from(str(video)))
+    assert len(frames) == len(shows)
+    assert frames[5].time_s == pytest.approx(1.0) and frames[0].pixels.shape == first.shape
+
+
+@pytest.mark.slow
+def test_broadcast_of_a_rendered_game_with_the_released_model_writes_the_game(tmp_path, capsys):
+    """The whole path: frames on disk, the board located and oriented, a real classifier, PGN on disk."""
+    from chessrec.inference.loader import RELEASED_MODEL
+
+    folder = tmp_path / "frames"
+    render_game_frames(folder, size=640)
+    pgn = tmp_path / "game.pgn"
+    assert main(["broadcast", str(folder), "--pgn", str(pgn), "--model", str(RELEASED_MODEL),
+                 "--event", "Test", "--white", "W", "--black", "B"]) == 0
+    assert _pgn_moves(pgn.read_text()) == SANS
+    assert f"{len(SANS)} plies" in capsys.readouterr().out
+    events = (tmp_path / "game.pgn.jsonl").read_text()
+    assert '"event": "located"' in events
