@@ -51,7 +51,7 @@ def test_repro_produces_model_metrics_and_plots(tiny_repo):
     metrics = json.loads((tiny_repo / "dvclive/evaluate/metrics.json").read_text())
     for key in ("square_acc", "board_acc", "errors_per_board"):
         assert 0 <= metrics[key] <= 64
-    assert set(metrics["decoders"]) == {"argmax", "greedy", "constrained", "topk_legal", "continuity"}
+    assert set(metrics["decoders"]) == {"argmax", "greedy", "constrained", "topk_legal", "continuity", "beam"}
     train = json.loads((tiny_repo / "dvclive/train/metrics.json").read_text())
     assert {"loss", "acc"} <= set(train["train"]) and {"loss", "acc"} <= set(train["val"])
     assert (tiny_repo / "models/classifier.ckpt").stat().st_size > 10_000

@@ -87,7 +87,8 @@ def test_sweep_of_six_experiments_gives_a_report_from_real_dvc_exp_show(tmp_path
 
     assert f"{len(MODELS) * len(N_GAMES)} finished experiment(s)" in text
     for n_games, model in itertools.product(N_GAMES, MODELS):
-        assert f"| {model}-g{n_games} | {n_games} | {model} |" in text  # swept params are table columns
+        assert f"| {model}-g{n_games} | {n_games} | — | {model} |" in text  # swept params are table columns
+        assert f"| {model}-g{n_games} · onnx_int8 | {n_games} | onnx_int8 | {model} |" in text  # and its artefacts
     assert "optimising.**" in text  # a recommendation with its verdict
     assert "- training energy **" in text  # each energy figure is labelled measured or estimated
     for png in ("pareto_energy.png", "pareto_latency.png", "learning_data_size.png"):

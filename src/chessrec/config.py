@@ -101,6 +101,16 @@ class ExportConfig(_Section):
     threads: int = Field(1, ge=1, le=256)
 
 
+class BroadcastConfig(_Section):
+    """The ``broadcast`` stage: rendered games followed from video-like frames by the trained model."""
+
+    games: int = Field(20, ge=1, le=1000)
+    plies: int = Field(40, ge=1, le=400)
+    image_size: int = Field(640, ge=128, le=2048)
+    seed: int = 11
+    beam_width: int = Field(6, ge=1, le=64)
+
+
 class EnergyConfig(_Section):
     sample_interval_s: float = Field(0.1, gt=0.0, le=1.0)
     cpu_watts_per_core: float = Field(10.0, gt=0.0)
@@ -125,6 +135,7 @@ class Params(_Section):
     trainer: TrainerConfig = TrainerConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
+    broadcast: BroadcastConfig = BroadcastConfig()
     energy: EnergyConfig = EnergyConfig()
     report: ReportConfig = ReportConfig()
 

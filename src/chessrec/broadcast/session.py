@@ -30,10 +30,9 @@ from chessrec.geometry import order_corners
 from chessrec.recognize import Recognizer
 
 
-#: a broadcast decodes each still period twice, so a misreading held for the period costs the true
-#: history two skips: at the evaluation's 12 nats apiece, junk continuations of the misreading crowd it
-#: out of the beam (tests/test_broadcast.py has such a game); at 8 it stays in
-BROADCAST_BEAM = BeamOptions(skip_penalty=8.0)
+#: the beam of a broadcast: the evaluation's defaults (a confirmation decode allows no move, which keeps
+#: a misreading held for a whole still period from crowding the true history out of the beam)
+BROADCAST_BEAM = BeamOptions()
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,7 @@ class BroadcastSession:
         self.confidences: deque[float] = deque(maxlen=options.drift_window)
         self.reference_confidence: float | None = None
         self.drifting = False
+        self.lost = False  # warned once: the game is lost, the PGN keeps what was followed
 
     # --------------------------------------------------------------------------------- the board
     def board_corners(self, frame: Frame) -> np.ndarray | None:
@@ -119,7 +119,8 @@ class BroadcastSession:
             return None
         t0 = time.perf_counter()
         probs = self.probabilities(frame, board_corners)
-        best = self.beam.push(log_probs_of(probs))
+        # a confirmation follows its period's first decode with no motion between: nothing can have moved
+        best = self.beam.push(log_probs_of(probs), max_plies=0 if self.settle.confirming else None)
         update = self.outputs.publish(self.beam.committed_moves())
         latency_ms = (time.perf_counter() - t0) * 1e3
         hypotheses = self.beam.hypotheses
@@ -134,7 +135,8 @@ class BroadcastSession:
                  "confidence": round(confidence, 4), "skipped": best.step.skipped,
                  "plies": len(self.outputs.published), "update": update}
         self.outputs.event(event)
-        if best.step.restarted:  # no history from the start explains the last frames: the line is lost
+        if best.step.restarted and not self.lost:  # no history from the start explains the frames: the line is lost
+            self.lost = True
             message = (f"frame {frame.index}: no legal continuation of the game explains the board; the PGN keeps "
                        f"the {len(self.outputs.published)} plies followed so far")
             self.outputs.event({"event": "lost", "frame": frame.index, "t": round(frame.time_s, 3), "message": message})

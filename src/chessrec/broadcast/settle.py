@@ -54,6 +54,11 @@ class SettleDetector:
         self.decodes_this_period = 0
         self.first_decode_s = 0.0
 
+    @property
+    def confirming(self) -> bool:
+        """Whether the frame just let through confirms its still period's first decode (no motion since)."""
+        return self.decodes_this_period == 2
+
     def motion(self, grey: np.ndarray) -> float:
         return float("inf") if self.previous is None else float(np.abs(grey - self.previous).mean())
 

@@ -144,8 +144,12 @@ class GameBeam:
             seeds = [Hypothesis(step.board, base + board_log_prob(log_probs, labels), step)]
         return seeds
 
-    def push(self, log_probs: np.ndarray) -> Hypothesis:
-        """Extend every history by this frame (floored (64, 13) log-probabilities); returns the best."""
+    def push(self, log_probs: np.ndarray, max_plies: int | None = None) -> Hypothesis:
+        """Extend every history by this frame (floored (64, 13) log-probabilities); returns the best.
+
+        ``max_plies``: moves that can have happened since the previous frame (default
+        ``options.max_plies``); 0 when the caller knows the board stood still in between.
+        """
         beam = self.beam_options
         if not self.hypotheses:
             self.hypotheses = self._prune(self._seed(log_probs, 0.0, None))
@@ -159,7 +163,8 @@ class GameBeam:
                     candidates[key] = h
 
             playable = [h for h in self.hypotheses if h.board.king(chess.WHITE) is not None]  # not unplayable seeds
-            expansions = self._expand(playable, log_probs, own)
+            limit = self.options.max_plies if max_plies is None else min(max_plies, self.options.max_plies)
+            expansions = self._expand(playable, log_probs, own, limit)
             for h, (entries, placements, scores) in zip(playable, expansions):
                 # a continuation that explains the frame worse than calling it misread is no explanation:
                 # the history's skip (below) stands for it, and junk cannot crowd the beam
@@ -183,14 +188,14 @@ class GameBeam:
         self.frames += 1
         return self.best
 
-    def _expand(self, hypotheses: list[Hypothesis], log_probs: np.ndarray, own: float) -> list[tuple]:
+    def _expand(self, hypotheses: list[Hypothesis], log_probs: np.ndarray, own: float, max_plies: int) -> list[tuple]:
         """Each history's positions 0..max_plies moves on, with their frame scores.
 
         Two plies cost ~30x one: they are searched only when no history's one-ply continuation
         comes within ``deepen_margin`` nats of the frame's own reading (a missed frame, a fast reply).
         """
         expansions = []
-        for plies in range(min(1, self.options.max_plies), self.options.max_plies + 1):
+        for plies in range(min(1, max_plies), max_plies + 1):
             expansions = []
             for h in hypotheses:
                 entries, placements = reachable([h.board], plies)

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from chessrec.report.curves import CURVE_PARAMS, Curve, learning_curves, varying_params  # noqa: E402
-from chessrec.report.experiments import ExperimentRow, ExperimentTable  # noqa: E402
+from chessrec.report.experiments import ARTEFACT_PARAM, ExperimentRow, ExperimentTable  # noqa: E402
 from chessrec.report.pareto import ENERGY, LATENCY, Axis, efficient_steps, pareto_front, usable  # noqa: E402
 from chessrec.report.stopping import (  # noqa: E402
     Recommendation, StoppingRule, basis, energy_basis, recommend,
@@ -179,7 +179,8 @@ def render_markdown(table: ExperimentTable, rule: StoppingRule, rec: Recommendat
     """The report text; ``plots`` maps a plot key of :data:`PLOT_FILES` to its file name."""
     rows = list(table.rows)
     lines = [f"# Experiment report: baseline `{table.baseline}`", "",
-             f"{len(rows)} finished experiment(s) of the current baseline, read from `dvc exp show --json`; "
+             f"{sum(ARTEFACT_PARAM not in r.params for r in rows)} finished experiment(s) of the current baseline, "
+             f"read from `dvc exp show --json` ({len(rows)} rows with their exported artefacts); "
              f"{len(table.excluded)} left out (see the end).", "", "## Recommendation", ""]
     if rec.choice is None:
         lines.append(f"**No recommendation**: {rec.reason}")

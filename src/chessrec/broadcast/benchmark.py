@@ -1,0 +1,187 @@
+"""Scoring broadcast with no camera: rendered games under a fixed camera, hands, noise, light drift.
+
+Each game is played by the renderer's move policy from the initial position; every position is
+rendered once under the game's camera, set and light, then shown as a video would show it: a
+frame with a hand over the board (the move being made), then ``still_frames`` frames with fresh
+sensor noise and a slow drift of the light.  The broadcast session follows the stream as
+``chessrec broadcast`` does; the frame-by-frame ``continuity`` chain (:class:`GameTracker`) is
+run on the very same decoded frames as the baseline.  Delay is counted from the first frame at
+which the moved position stands still to the frame whose decode put the move in the PGN, plus
+that decode's own latency.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import chess
+import cv2
+import numpy as np
+
+from chessrec.broadcast.frames import Frame
+from chessrec.broadcast.pgn import BroadcastOutputs
+from chessrec.broadcast.session import BroadcastOptions, BroadcastSession
+from chessrec.decoding import DecodeOptions, GameTracker, log_probs_of
+from chessrec.labels import labels_from_board
+from chessrec.recognize import Recognizer
+from chessrec.synth.positions import policy_move
+from chessrec.synth.render import render_board
+
+#: skin tones of the hand that makes each move (RGB)
+HAND_COLOURS = ((224, 172, 140), (198, 134, 98), (141, 85, 36), (241, 194, 167))
+
+
+@dataclass(frozen=True)
+class RenderedGame:
+    moves: list[chess.Move]
+    frames: list[Frame]
+    shows: list[int]  # the position (ply count) each frame shows, -1 for a hand frame
+    corners: np.ndarray
+
+
+def play_game(rng: np.random.Generator, plies: int) -> list[chess.Move]:
+    board, moves = chess.Board(), []
+    while len(moves) < plies and not board.is_game_over():
+        move = policy_move(board, rng)
+        moves.append(move)
+        board.push(move)
+    return moves
+
+
+def _hand(image: np.ndarray, corners: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A hand-like blob reaching over the board from its edge (the move being made)."""
+    out = image.copy()
+    h, w = image.shape[:2]
+    edge = corners[int(rng.integers(4))] * 0.5 + corners[int(rng.integers(4))] * 0.5
+    centre = edge + (corners.mean(axis=0) - edge) * rng.uniform(0.2, 0.7)
+    axes = (int(w * rng.uniform(0.08, 0.16)), int(h * rng.uniform(0.05, 0.1)))
+    colour = tuple(int(c) for c in HAND_COLOURS[int(rng.integers(len(HAND_COLOURS)))])
+    cv2.ellipse(out, tuple(int(v) for v in centre), axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
+    return out
+
+
+def _camera_noise(image: np.ndarray, rng: np.random.Generator, gain: float) -> np.ndarray:
+    noisy = image.astype(np.float32) * gain + rng.normal(0.0, 2.0, image.shape).astype(np.float32)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def render_game(seed: int, plies: int, image_size: int, still_frames: int, fps: float) -> RenderedGame:
+    rng = np.random.default_rng(seed)
+    moves = play_game(rng, plies)
+    board, frames, shows, corners = chess.Board(), [], [], None
+    drift = rng.uniform(-0.15, 0.15)  # the light's change over the whole game
+    for ply in range(len(moves) + 1):
+        render = render_board(labels_from_board(board), seed, image_size, with_ids=False)
+        corners = render.corners
+        gain = 1.0 + drift * ply / max(len(moves), 1)
+        if ply > 0:
+            frames.append(Frame(len(frames), len(frames) / fps, _camera_noise(_hand(render.image, corners, rng), rng, gain)))
+            shows.append(-1)
+        for _ in range(still_frames):
+            frames.append(Frame(len(frames), len(frames) / fps, _camera_noise(render.image, rng, gain)))
+            shows.append(ply)
+        if ply < len(moves):
+            board.push(moves[ply])
+    return RenderedGame(moves, frames, shows, corners)
+
+
+class TimedSession(BroadcastSession):
+    """A session that notes, per ply, the frame and latency of the decode that first published it."""
+
+    def __init__(self, *args, truth: list[chess.Move], **kw):
+        super().__init__(*args, **kw)
+        self.truth, self.published_at, self.decoded_probs = truth, {}, []
+
+    def probabilities(self, frame, board_corners):
+        probs = super().probabilities(frame, board_corners)
+        self.decoded_probs.append(probs)
+        return probs
+
+    def feed(self, frame):
+        event = super().feed(frame)
+        if event is not None:
+            published = self.outputs.published
+            for ply, move in enumerate(published):
+                if ply < len(self.truth) and move == self.truth[ply] and ply not in self.published_at:
+                    self.published_at[ply] = (frame.time_s, event["latency_ms"])
+        return event
+
+
+def _moves_right(moves: list[chess.Move], truth: list[chess.Move]) -> int:
+    """Plies right up to the first wrong one: after it the PGN no longer shows the game."""
+    right = 0
+    for move, true in zip(moves, truth):
+        if move != true:
+            break
+        right += 1
+    return right
+
+
+def _continuity_moves(probs: list[np.ndarray], start: chess.Board) -> list[chess.Move]:
+    """The moves the frame-by-frame chain reads off the same decoded frames, while it follows the game."""
+    tracker, moves = GameTracker(DecodeOptions()), []
+    tracker.roots = [start.copy()]
+    for p in probs:
+        frame = tracker.push_log_probs(p)
+        if frame.restarted:
+            break  # the chain broke: what follows no longer continues the game from its start
+        moves.extend(frame.moves)
+    return moves
+
+
+def score_broadcast(recognizer: Recognizer, games: int, plies: int, image_size: int, seed: int,
+                    options: BroadcastOptions = BroadcastOptions(), still_frames: int = 4,
+                    fps: float = 5.0, workdir=None) -> dict[str, float]:
+    """Broadcast metrics over rendered games: moves and games right (beam and continuity), delay, speed."""
+    import tempfile
+    from pathlib import Path
+
+    totals = {"moves": 0, "beam_right": 0, "continuity_right": 0, "beam_games": 0, "continuity_games": 0,
+              "frames": 0}
+    delays, decode_ms, wall = [], [], 0.0
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for g in range(games):
+            game = render_game(seed * 1000 + g, plies, image_size, still_frames, fps)
+            start = chess.Board()
+            outputs = BroadcastOutputs(Path(tmp) / f"game{g}.pgn", None, start, {})
+            session = TimedSession(recognizer, outputs, start, options, truth=game.moves)
+            recognizer.unlock()
+            t0 = time.perf_counter()
+            moves = session.run(iter(game.frames))
+            wall += time.perf_counter() - t0
+            outputs.close()
+            chain = _continuity_moves([log_probs_of(p) for p in session.decoded_probs], start)
+            totals["moves"] += len(game.moves)
+            totals["frames"] += len(game.frames)
+            totals["beam_right"] += _moves_right(moves, game.moves)
+            totals["continuity_right"] += _moves_right(chain, game.moves)
+            totals["beam_games"] += int(moves == game.moves)
+            totals["continuity_games"] += int(chain == game.moves)
+            decode_ms += session.summary.decode_ms
+            for ply, (time_s, latency_ms) in session.published_at.items():
+                settled_s = game.frames[game.shows.index(ply + 1)].time_s  # the moved position's first still frame
+                delays.append(time_s - settled_s + latency_ms / 1e3)
+    n_moves = max(totals["moves"], 1)
+    return {
+        "games": games, "moves": totals["moves"],
+        "beam/move_acc": totals["beam_right"] / n_moves, "beam/game_acc": totals["beam_games"] / games,
+        "continuity/move_acc": totals["continuity_right"] / n_moves,
+        "continuity/game_acc": totals["continuity_games"] / games,
+        "delay_p50_s": float(np.median(delays)) if delays else float("nan"),
+        "delay_max_s": float(np.max(delays)) if delays else float("nan"),
+        "decode_p50_ms": float(np.median(decode_ms)) if decode_ms else float("nan"),
+        "frames_per_s": totals["frames"] / wall if wall > 0 else float("nan"),
+    }
+
+
+def summary_table(metrics: dict[str, float]) -> str:
+    """The stage's figures as a markdown table: the beam decoder beside the continuity chain."""
+    rows = [f"| {name} | {metrics[f'{name}/move_acc']:.3f} | {metrics[f'{name}/game_acc']:.3f} |"
+            for name in ("beam", "continuity")]
+    return "\n".join([
+        f"# Broadcast of {int(metrics['games'])} rendered games ({int(metrics['moves'])} plies)", "",
+        "| decoder | moves right (until the first wrong one) | games entirely right |", "|---|---:|---:|", *rows, "",
+        f"Delay from a move's settled frame to its PGN entry: p50 {metrics['delay_p50_s']:.2f} s, "
+        f"max {metrics['delay_max_s']:.2f} s. Decode p50 {metrics['decode_p50_ms']:.1f} ms; "
+        f"{metrics['frames_per_s']:.1f} frames/s overall.", ""])

@@ -1,0 +1,32 @@
+"""Stage ``broadcast``: the trained model follows rendered games from video-like frames; moves right, delay, speed."""
+
+from chessrec.config import load_params
+from chessrec.stages import run_stage
+from chessrec.stages.paths import BROADCAST_LIVE, MODEL
+
+
+def main(params_path: str = "params.yaml") -> int:
+    params = load_params(params_path)
+    import dataclasses
+
+    from chessrec.broadcast.benchmark import score_broadcast, summary_table
+    from chessrec.broadcast.session import BROADCAST_BEAM, BroadcastOptions
+    from chessrec.fileio import write_atomic
+    from chessrec.recognize import Recognizer
+    from dvclive import Live
+
+    b = params.broadcast
+    options = BroadcastOptions(beam=dataclasses.replace(BROADCAST_BEAM, beam_width=b.beam_width))
+    metrics = score_broadcast(Recognizer(MODEL), b.games, b.plies, b.image_size, b.seed, options)
+    with Live(str(BROADCAST_LIVE), report=None, save_dvc_exp=False, dvcyaml=False) as live:
+        for key, value in metrics.items():
+            live.log_metric(key, value, plot=False)
+    write_atomic(BROADCAST_LIVE / "broadcast.md", summary_table(metrics))
+    print(f"broadcast: {b.games} games, {metrics['moves']} plies: moves right beam {metrics['beam/move_acc']:.3f} "
+          f"(continuity {metrics['continuity/move_acc']:.3f}), games right beam {metrics['beam/game_acc']:.3f} "
+          f"(continuity {metrics['continuity/game_acc']:.3f}), delay p50 {metrics['delay_p50_s']:.2f} s -> {BROADCAST_LIVE}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_stage(main, "broadcast")
