@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -39,7 +38,8 @@ def _broadcast(args) -> int:
     from chessrec.broadcast.frames import frames_from
     from chessrec.broadcast.pgn import HEADERS, BroadcastOutputs, start_board
     from chessrec.broadcast.serve import PgnServer
-    from chessrec.broadcast.session import BROADCAST_BEAM, BroadcastOptions, BroadcastSession
+    from chessrec.broadcast.session import BroadcastOptions, BroadcastSession
+    from chessrec.decoding import BeamOptions
     from chessrec.errors import UserError
     from chessrec.recognize import Recognizer, parse_corners
 
@@ -49,7 +49,7 @@ def _broadcast(args) -> int:
         raise UserError("--a1 needs --corners (without them the board is located and oriented)")
     if args.fps is not None and not args.fps > 0:
         raise UserError(f"--fps must be > 0, got {args.fps}")
-    options = BroadcastOptions(beam=dataclasses.replace(BROADCAST_BEAM, beam_width=args.beam_width))
+    options = BroadcastOptions(beam=BeamOptions(beam_width=args.beam_width))
     frames = frames_from(args.source, args.fps)
     headers = {h: getattr(args, h.lower()) for h in HEADERS if getattr(args, h.lower()) is not None}
     pgn_path = Path(args.pgn)

@@ -68,8 +68,7 @@ def _capture(target: int | str, name: str) -> Iterator[Frame]:
         ok, bgr, index = True, first, 0
         try:
             while ok:
-                msec = capture.get(cv2.CAP_PROP_POS_MSEC)
-                time_s = index / fps if fps > 0 else msec / 1e3
+                time_s = index / fps if fps > 0 else capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3
                 yield Frame(index, float(time_s), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 ok, bgr = capture.read()
                 index += 1

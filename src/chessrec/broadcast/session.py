@@ -30,14 +30,9 @@ from chessrec.geometry import order_corners
 from chessrec.recognize import Recognizer
 
 
-#: the beam of a broadcast: the evaluation's defaults (a confirmation decode allows no move, which keeps
-#: a misreading held for a whole still period from crowding the true history out of the beam)
-BROADCAST_BEAM = BeamOptions()
-
-
 @dataclass(frozen=True)
 class BroadcastOptions:
-    beam: BeamOptions = BROADCAST_BEAM
+    beam: BeamOptions = field(default_factory=BeamOptions)
     settle: SettleOptions = field(default_factory=SettleOptions)
     #: frames in a row the lock may fail (a hand, a shadow) before the board is located again
     relocate_after: int = 10

@@ -19,9 +19,9 @@ import chess
 import numpy as np
 
 from chessrec.decoding.board import Decoded, DecodeOptions, board_log_prob, constrained, is_valid_position, k_best_boards
-from chessrec.decoding.game import _after, _labels_of_placement, _san, reachable, roots_of
+from chessrec.decoding.game import _after, _labels_of_placement, _san, placement_scores, reachable, roots_of
 from chessrec.errors import UserError
-from chessrec.labels import EMPTY, labels_from_board
+from chessrec.labels import labels_from_board
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,14 @@ class _Step:
 class Hypothesis:
     """A history of the game so far: its position, summed log-probability and its frames."""
 
-    board: chess.Board
     score: float
     step: _Step
     misses: int = 0  # frames skipped in a row, up to the last one
+
+    @property
+    def board(self) -> chess.Board:
+        """The position this history stands in: its last step's."""
+        return self.step.board
 
     def steps(self) -> list[_Step]:
         out, step = [], self.step
@@ -101,11 +105,6 @@ def _key(board: chess.Board) -> tuple:
     return board.board_fen(), board.turn, board.castling_rights, board.ep_square
 
 
-def _frame_scores(log_probs: np.ndarray, placements: np.ndarray) -> np.ndarray:
-    gains = log_probs[:, :12].T - log_probs[:, EMPTY][None, :]  # (12, 64)
-    return log_probs[:, EMPTY].sum() + np.einsum("mcs,cs->m", placements, gains)
-
-
 class GameBeam:
     """Streaming beam decoder: ``push`` one frame's log-probabilities at a time.
 
@@ -121,7 +120,7 @@ class GameBeam:
         self.hypotheses: list[Hypothesis] = []
         if start is not None:
             step = _Step(-1, start.copy(stack=False), labels_from_board(start), (), False, False, None)
-            self.hypotheses = [Hypothesis(start.copy(stack=False), 0.0, step)]
+            self.hypotheses = [Hypothesis(0.0, step)]
 
     @property
     def best(self) -> Hypothesis:
@@ -135,13 +134,13 @@ class GameBeam:
         for labels in k_best_boards(log_probs, self.options.topk, strict=True):
             for root in roots_of(labels):
                 step = _Step(self.frames, root, labels, (), False, True, parent)
-                seeds.append(Hypothesis(root, base + board_log_prob(log_probs, labels), step))
+                seeds.append(Hypothesis(base + board_log_prob(log_probs, labels), step))
             if len(seeds) >= self.beam_options.beam_width:
                 break
         if not seeds:  # nothing legal among the k best: carry the frame's own reading, unplayable
             labels = constrained(log_probs, self.options).labels
             step = _Step(self.frames, chess.Board(None), labels, (), False, True, parent)
-            seeds = [Hypothesis(step.board, base + board_log_prob(log_probs, labels), step)]
+            seeds = [Hypothesis(base + board_log_prob(log_probs, labels), step)]
         return seeds
 
     def push(self, log_probs: np.ndarray, max_plies: int | None = None) -> Hypothesis:
@@ -173,12 +172,12 @@ class GameBeam:
                     root, moves = entries[i]
                     board = _after(root, moves)
                     step = _Step(self.frames, board, _labels_of_placement(placements[i]), moves, False, False, h.step)
-                    offer(Hypothesis(board, h.score + float(scores[i]), step))
+                    offer(Hypothesis(h.score + float(scores[i]), step))
             for h in self.hypotheses:
                 skip = _Step(self.frames, h.board, h.step.labels, (), True, False, h.step)
                 # a skip is scored against the frame's own best reading: it costs skip_penalty at least
-                candidates.setdefault(("skip", *_key(h.board)), Hypothesis(h.board, h.score + own - beam.skip_penalty,
-                                                                           skip, h.misses + 1))
+                candidates.setdefault(("skip", *_key(h.board)),
+                                      Hypothesis(h.score + own - beam.skip_penalty, skip, h.misses + 1))
             ranked = self._prune(list(candidates.values()))
             if not ranked or ranked[0].misses >= beam.restart_after:
                 base = ranked[0].score if ranked else 0.0
@@ -200,7 +199,7 @@ class GameBeam:
             for h in hypotheses:
                 entries, placements = reachable([h.board], plies)
                 extra = np.array([max(len(moves) - 1, 0) for _, moves in entries])
-                scores = _frame_scores(log_probs, placements) - self.beam_options.extra_ply_penalty * extra
+                scores = placement_scores(log_probs, placements) - self.beam_options.extra_ply_penalty * extra
                 expansions.append((entries, placements, scores))
             if max((e[2].max() for e in expansions), default=-np.inf) >= own - self.beam_options.deepen_margin:
                 break

@@ -80,6 +80,12 @@ def reachable(roots: Sequence[chess.Board], max_plies: int) -> tuple[list[tuple[
     return [entries[i] for i in order], _placements([masks[i] for i in order])
 
 
+def placement_scores(log_probs: np.ndarray, placements: np.ndarray) -> np.ndarray:
+    """Summed log-probability of each (M, 12, 64) placement under one frame's (64, 13) log-probabilities."""
+    gains = log_probs[:, :12].T - log_probs[:, EMPTY][None, :]  # (12, 64): piece instead of empty
+    return log_probs[:, EMPTY].sum() + np.einsum("mcs,cs->m", placements, gains)
+
+
 def _san(root: chess.Board, moves: Sequence[chess.Move]) -> tuple[str, ...]:
     board = root.copy(stack=False)
     sans = []
@@ -157,8 +163,7 @@ class GameTracker:
         best = None
         if self.roots:
             entries, placements = reachable(self.roots, options.max_plies)
-            gains = log_probs[:, :12].T - log_probs[:, EMPTY][None, :]  # (12, 64)
-            scores = log_probs[:, EMPTY].sum() + np.einsum("mcs,cs->m", placements, gains)
+            scores = placement_scores(log_probs, placements)
             index = int(np.argmax(scores))  # first maximum = fewest moves
             if scores[index] >= own.log_prob - options.break_margin:
                 best = (entries[index], placements[index], float(scores[index]))

@@ -7,16 +7,15 @@ from chessrec.stages.paths import BROADCAST_LIVE, MODEL
 
 def main(params_path: str = "params.yaml") -> int:
     params = load_params(params_path)
-    import dataclasses
-
     from chessrec.broadcast.benchmark import score_broadcast, summary_table
-    from chessrec.broadcast.session import BROADCAST_BEAM, BroadcastOptions
+    from chessrec.broadcast.session import BroadcastOptions
+    from chessrec.decoding import BeamOptions
     from chessrec.fileio import write_atomic
     from chessrec.recognize import Recognizer
     from dvclive import Live
 
     b = params.broadcast
-    options = BroadcastOptions(beam=dataclasses.replace(BROADCAST_BEAM, beam_width=b.beam_width))
+    options = BroadcastOptions(beam=BeamOptions(beam_width=b.beam_width))
     metrics = score_broadcast(Recognizer(MODEL), b.games, b.plies, b.image_size, b.seed, options)
     with Live(str(BROADCAST_LIVE), report=None, save_dvc_exp=False, dvcyaml=False) as live:
         for key, value in metrics.items():
