@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "chessrec.stages",         # stage (prepare | featurize | train | evaluate | export)
     "chessrec.deploy.cli",     # export
     "chessrec.broadcast.cli",  # broadcast
+    "chessrec.adapt.cli",      # finetune
 )
 
 

@@ -111,6 +111,46 @@ class BroadcastConfig(_Section):
     beam_width: int = Field(6, ge=1, le=64)
 
 
+class FinetuneConfig(_Section):
+    """How ``chessrec finetune`` adapts a trained classifier to a set from a few labelled photos."""
+
+    steps: int = Field(240, ge=1, le=100_000)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.002, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.0001, ge=0.0)
+    freeze: Literal["none", "backbone"] = "none"
+    batch_norm: Literal["adapt", "keep"] = "adapt"
+    anchor: float = Field(0.0, ge=0.0)
+    copies: int = Field(24, ge=1, le=1000)
+    jitter: float = Field(0.08, ge=0.0, le=0.5)
+    min_scale: float = Field(0.5, gt=0.0, le=1.0)
+    shuffle_squares: bool = True
+    rehearsal: int = Field(32, ge=0, le=10_000)
+    rehearsal_styles: Optional[list[str]] = None
+    seed: int = 0
+
+
+class AdaptConfig(FinetuneConfig):
+    """The ``adapt`` stage: a set the model never trained on, adapted from a few photos and scored on the rest.
+
+    ``source: synthetic`` renders the set (piece ``style``, ``pieces`` colours, ``board``
+    palette): ``train_photos`` renders of the starting position from alternating sides and
+    ``test_photos`` renders of game positions.  ``source: folder`` reads the team's own
+    labelled photos from ``path`` (``dvc add`` them): the first ``train_photos`` in name order
+    adapt, the rest are held out.
+    """
+
+    source: Literal["synthetic", "folder"] = "synthetic"
+    path: Optional[str] = None
+    train_photos: int = Field(2, ge=1, le=1000)
+    test_photos: int = Field(40, ge=1, le=10_000)
+    style: str = "modern"
+    pieces: str = "red-cream"
+    board: str = "blue"
+    cameras: Literal["fixed", "random"] = "fixed"
+    image_size: int = Field(640, ge=128, le=4096)
+
+
 class EnergyConfig(_Section):
     sample_interval_s: float = Field(0.1, gt=0.0, le=1.0)
     cpu_watts_per_core: float = Field(10.0, gt=0.0)
@@ -136,6 +176,7 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
     broadcast: BroadcastConfig = BroadcastConfig()
+    adapt: AdaptConfig = AdaptConfig()
     energy: EnergyConfig = EnergyConfig()
     report: ReportConfig = ReportConfig()
 

@@ -26,6 +26,7 @@ from chessrec.errors import UserError
 TRAIN_METRICS = "dvclive/train/metrics.json"
 EVALUATE_METRICS = "dvclive/evaluate/metrics.json"
 EXPORT_METRICS = "dvclive/export/metrics.json"
+ADAPT_METRICS = "dvclive/adapt/metrics.json"
 #: deployed artefacts the export stage scores (chessrec.deploy.compare.VARIANTS); each becomes a row
 #: of its own, named "<experiment> · <artefact>", with its own accuracy, latency and inference energy
 ARTEFACTS = ("torch", "onnx_fp32", "onnx_int8")
@@ -58,6 +59,8 @@ class ExperimentRow:
     inference_j_per_board: float | None = None
     inference_energy_measured: bool | None = None
     latency_runs: int = 1  # measurements behind latency_ms (see pool_latency)
+    new_set_base_square_acc: float | None = None  # the adapt stage: a set never trained on, before adapting
+    new_set_adapted_square_acc: float | None = None  # ... and after adapting on a few photos of it
 
     @property
     def board_acc_half_width(self) -> float | None:
@@ -129,6 +132,7 @@ def row_from_data(name: str, rev: str, data: dict, latency_metrics: Sequence[str
             params.update(flatten(entry.get("data") or {}, "."))
     train = _file_data(data.get("metrics"), TRAIN_METRICS)
     evaluate = _file_data(data.get("metrics"), EVALUATE_METRICS)
+    adapt = _file_data(data.get("metrics"), ADAPT_METRICS)
     return ExperimentRow(
         name=name,
         rev=rev,
@@ -144,6 +148,8 @@ def row_from_data(name: str, rev: str, data: dict, latency_metrics: Sequence[str
         latency_ms=_latency(evaluate, params, latency_metrics),
         inference_j_per_board=finite_number(evaluate.get("energy/inference_j_per_board")),
         inference_energy_measured=_flag(evaluate.get("energy/measured")),
+        new_set_base_square_acc=finite_number(adapt.get("base/square_acc")),
+        new_set_adapted_square_acc=finite_number(adapt.get("adapted/square_acc")),
     )
 
 

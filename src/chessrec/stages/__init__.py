@@ -13,7 +13,7 @@ from typing import Callable
 from chessrec.errors import USER_ERROR_EXIT, UserError
 from chessrec.quiet import quiet_library_noise
 
-STAGES = ("prepare", "featurize", "train", "evaluate", "export")
+STAGES = ("prepare", "featurize", "train", "evaluate", "export", "broadcast", "adapt")
 
 
 def register(subparsers) -> None:

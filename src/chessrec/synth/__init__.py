@@ -5,6 +5,6 @@ set of game sequences and random positions; ``contact_sheet`` shows a sample of 
 """
 
 from chessrec.synth.dataset import contact_sheet, render_dataset
-from chessrec.synth.render import RenderedBoard, render_board
+from chessrec.synth.render import ChessSet, RenderedBoard, render_board
 
-__all__ = ["RenderedBoard", "contact_sheet", "render_board", "render_dataset"]
+__all__ = ["ChessSet", "RenderedBoard", "contact_sheet", "render_board", "render_dataset"]

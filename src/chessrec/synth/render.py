@@ -46,6 +46,28 @@ WHITE_MATERIALS = {"ivory": (236, 228, 204), "cream": (246, 240, 226), "boxwood"
                    "white-plastic": (238, 238, 236)}
 BLACK_MATERIALS = {"black-plastic": (30, 30, 32), "ebony": (46, 40, 38), "rosewood": (96, 54, 32),
                    "dark-brown": (70, 46, 32)}
+#: (white side, black side) colours of sets no random render draws: sets to adapt to (``ChessSet.pieces``)
+HELD_OUT_PIECES = {"red-cream": ((236, 214, 150), (158, 30, 28)), "blue-white": ((240, 240, 238), (36, 64, 150))}
+
+
+@dataclass(frozen=True)
+class ChessSet:
+    """One physical set photographed again and again: piece style, piece colours, board palette.
+
+    ``None`` keeps a field random as in training; ``pieces`` names a :data:`HELD_OUT_PIECES`
+    pair, colours no random render uses.  The scene's random draws are made all the same, so
+    a set changes what is drawn, not the camera, light or position of the same seed.
+    """
+
+    style: str | None = None
+    pieces: str | None = None
+    board: str | None = None
+
+    def __post_init__(self) -> None:
+        for value, choices, what in ((self.style, STYLES, "piece style"), (self.pieces, HELD_OUT_PIECES, "pieces"),
+                                     (self.board, BOARD_PALETTES, "board")):
+            if value is not None and value not in choices:
+                raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -171,9 +193,10 @@ def _grain(rng: np.random.Generator, h: int, w: int, contrast: float) -> np.ndar
     return cv2.resize(shade, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _board_texture(rng: np.random.Generator, px: int, border: float) -> tuple[np.ndarray, str]:
-    """Top-down board picture (rank 8 at the top, border included) and its palette name."""
+def _board_texture(rng: np.random.Generator, px: int, border: float, palette: str | None = None) -> tuple[np.ndarray, str]:
+    """Top-down board picture (rank 8 at the top, border included) and its palette name (random unless given)."""
     name = list(BOARD_PALETTES)[int(rng.integers(len(BOARD_PALETTES)))]
+    name = palette or name
     light, dark = (np.clip(np.asarray(c) + rng.normal(0, 8, 3), 0, 255) for c in BOARD_PALETTES[name])
     wooden = "wood" in name or "walnut" in name
     border_colour = dark * 0.75 if wooden else (light if rng.random() < 0.7 else dark)
@@ -516,10 +539,12 @@ def _sensor(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict
     return np.clip(out, 0, 255, out=out).astype(np.uint8), info
 
 
-def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_ids: bool = True) -> RenderedBoard:
+def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_ids: bool = True,
+                 chess_set: ChessSet = ChessSet()) -> RenderedBoard:
     """Photograph the position ``labels`` (64 class ids, a1..h8) on a random set, board and camera.
 
-    ``with_ids=False`` skips the ownership buffers (faster; the data set writer needs only pixels).
+    ``with_ids=False`` skips the ownership buffers (faster; the data set writer needs only pixels);
+    ``chess_set`` fixes the set instead of drawing it.
     """
     labels = np.asarray(labels)
     if labels.shape != (64,):
@@ -539,11 +564,16 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     style = STYLES[int(rng.integers(len(STYLES)))]
     white_name = list(WHITE_MATERIALS)[int(rng.integers(len(WHITE_MATERIALS)))]
     black_name = list(BLACK_MATERIALS)[int(rng.integers(len(BLACK_MATERIALS)))]
-    white = np.clip(np.asarray(WHITE_MATERIALS[white_name]) + rng.normal(0, 6, 3), 0, 255)
-    black = np.clip(np.asarray(BLACK_MATERIALS[black_name]) + rng.normal(0, 6, 3), 0, 255)
+    white_rgb, black_rgb = WHITE_MATERIALS[white_name], BLACK_MATERIALS[black_name]
+    style = chess_set.style or style
+    if chess_set.pieces is not None:
+        white_name, black_name = chess_set.pieces.split("-")[::-1]
+        white_rgb, black_rgb = HELD_OUT_PIECES[chess_set.pieces]
+    white = np.clip(np.asarray(white_rgb) + rng.normal(0, 6, 3), 0, 255)
+    black = np.clip(np.asarray(black_rgb) + rng.normal(0, 6, 3), 0, 255)
     spec = (float(rng.uniform(0.05, 0.4)), float(rng.uniform(0.1, 0.6)))
     px = max(16, round(36 * size / 512))  # texture pixels per square, about the rendered size
-    board_tex, palette = _board_texture(rng, px, border)
+    board_tex, palette = _board_texture(rng, px, border, chess_set.board)
     thickness = float(rng.choice([0.03, rng.uniform(0.1, 0.4)]))
 
     img = _background(rng, size)
