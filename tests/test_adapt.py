@@ -13,16 +13,19 @@ import pytest
 import torch
 from dvclive.lightning import DVCLiveLogger
 
-from chessrec.adapt.experiment import a1_corner
+from chessrec.geometry import a1_corner_of
 from chessrec.adapt.finetune import finetune, score_photos
-from chessrec.adapt.photos import START_LABELS, SetPhoto, photos_from_folder
+from chessrec.adapt.augment import augmented_crops
+from chessrec.adapt.finetune import with_random_squares
+from chessrec.adapt.photos import START_LABELS, SetPhoto, contradicted_squares, file_digest, photos_from_folder
 from chessrec.config import FinetuneConfig, validate_params
 from chessrec.errors import UserError
 from chessrec.features import write_arrays
-from chessrec.geometry import square_crops
+from chessrec.geometry import CropSpec, square_crops
 from chessrec.inference.card import CARD_KEY
 from chessrec.inference.loader import RELEASED_MODEL, load_model
-from chessrec.labels import fen_from_labels, labels_from_fen
+from chessrec.labels import EMPTY, fen_from_labels, labels_from_fen
+from chessrec.models import square_inputs
 from chessrec.synth.positions import game_positions
 from chessrec.synth.render import ChessSet, render_board
 from chessrec.training import fit
@@ -39,7 +42,7 @@ def write_set(folder: Path, positions: list[np.ndarray], seeds: list[int], chess
         render = render_board(labels, seed, size, with_ids=False, chess_set=chess_set)
         name = f"photo_{index:03d}.jpg"
         cv2.imwrite(str(folder / name), cv2.cvtColor(render.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        records[name] = {"corners": render.corners.tolist(), "fen": fen_from_labels(labels), "a1": a1_corner(render.corners)}
+        records[name] = {"corners": render.corners.tolist(), "fen": fen_from_labels(labels), "a1": a1_corner_of(render.corners)}
     (folder / "labels.json").write_text(json.dumps(records))
     return photos_from_folder(folder)
 
@@ -104,12 +107,18 @@ def test_an_adapted_checkpoint_records_its_base_and_photos_and_loads_like_any_mo
     card = torch.load(out, map_location="cpu", weights_only=True)[CARD_KEY]
     provenance = card["provenance"]
     assert provenance["adapted_from"]["file"] == RELEASED_MODEL.name
-    assert len(provenance["adapted_from"]["sha256"]) == 64
+    assert provenance["adapted_from"]["sha256"] == file_digest(RELEASED_MODEL)
+    assert [p["sha256"] for p in provenance["adapted_on"]] == [file_digest(p.path) for p in adapt]
     assert [p["file"] for p in provenance["adapted_on"]] == [p.path.name for p in adapt]
     assert provenance["adapted_on"][0]["fen"] == fen_from_labels(START_LABELS)
     assert provenance["finetune"]["steps"] == 2 and provenance["finetune"]["energy_j"] > 0
     base_card = torch.load(RELEASED_MODEL, map_location="cpu", weights_only=True)[CARD_KEY]
     assert card["crop_specs"] == base_card["crop_specs"] and card["architecture"] == base_card["architecture"]
+    assert out.stat().st_mode & 0o777 == 0o644 and not list(tmp_path.glob(".*.tmp"))
+    weights = torch.load(out, map_location="cpu", weights_only=True)["state_dict"]
+    base_weights = torch.load(RELEASED_MODEL, map_location="cpu", weights_only=True)["state_dict"]
+    assert weights.keys() == base_weights.keys()
+    assert any(not torch.equal(weights[k], base_weights[k]) for k in weights), "two steps must move the weights"
     model = load_model(out)
     assert dict(model.crop_specs) == dict(load_model(RELEASED_MODEL).crop_specs)
     assert score_photos(model, test[:2])["constrained"]["boards"] == 2
@@ -133,7 +142,7 @@ def _start_photos_with_board_found(folder: Path, n: int) -> list[tuple[Path, str
             continue
         path = folder / f"start_{seed}.png"
         cv2.imwrite(str(path), cv2.cvtColor(render.image, cv2.COLOR_RGB2BGR))
-        found.append((path, a1_corner(render.corners)))
+        found.append((path, a1_corner_of(render.corners)))
         if len(found) == n:
             return found
     raise AssertionError("the localiser found too few rendered boards")
@@ -154,7 +163,16 @@ def test_finetune_command_adapts_from_start_position_photos_and_predict_uses_the
     assert all(p["corners_located"] for p in located)
     predicted = _chessrec("predict", str(photos[0][0]), "--model", str(out), "--a1", photos[0][1], cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
-    assert len(labels_from_fen(predicted.stdout.strip())) == 64
+    assert (labels_from_fen(predicted.stdout.strip()) == START_LABELS).sum() >= 56  # a photo it adapted on
+
+    # the same photos with a1 in the opposite corner: the colours contradict the labels
+    opposite = {"bottom-left": "top-right", "top-right": "bottom-left", "top-left": "bottom-right",
+                "bottom-right": "top-left"}
+    wrong = args[:args.index("--a1")] + [x for _, a1 in photos for x in ("--a1", opposite[a1])]
+    wrong[wrong.index("--out") + 1] = str(tmp_path / "wrong.ckpt")
+    refused = _chessrec(*wrong, cwd=tmp_path)
+    _assert_refused(refused, photos[0][0].name, "do not match the photo")
+    assert not (tmp_path / "wrong.ckpt").exists()
 
 
 def _assert_refused(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -229,3 +247,41 @@ def test_adapt_stage_scores_base_and_adapted_model_side_by_side(tiny_repo):
     shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=tiny_repo, capture_output=True,
                                       text=True, check=True).stdout)
     assert "dvclive/adapt/metrics.json" in shown[0]["data"]["metrics"]
+
+
+def test_augmented_copies_start_with_the_photo_itself_and_keep_the_board_inside_the_image():
+    render = render_board(START_LABELS, 3, 320, with_ids=False)
+    specs = {"occupancy": CropSpec(kind="plain", size=16), "piece": CropSpec(kind="height_aware", size=16)}
+    copies = augmented_crops(render.image, render.corners, specs, 6, np.random.default_rng(0), jitter=0.1)
+    for name, spec in specs.items():
+        assert copies[name].shape[:2] == (6, 64)
+        assert np.array_equal(copies[name][0], square_crops(render.image, render.corners, spec))
+        assert not np.array_equal(copies[name][1], copies[name][0])
+    # a board that fills the photo: moved corners must stay on it (else cutting fails on a valid photo)
+    filled = np.zeros((200, 200, 3), np.uint8)
+    edge = np.array([[0, 0], [199, 0], [199, 199], [0, 199]], float)
+    many = augmented_crops(filled, edge, {"square": CropSpec(kind="plain", size=8)}, 40, np.random.default_rng(1),
+                           jitter=0.3)
+    assert many["square"].shape == (40, 64, 3, 8, 8)
+
+
+def test_random_squares_keep_each_crops_square_colour():
+    squares = torch.arange(64).repeat(3)
+    dataset = torch.utils.data.TensorDataset(torch.zeros(192, 1), squares, torch.zeros(192, dtype=torch.long))
+    shuffled = with_random_squares(dataset, np.random.default_rng(0)).tensors[1]
+    assert torch.equal(square_inputs(shuffled)[:, 0], square_inputs(squares)[:, 0])
+    assert (shuffled != squares).float().mean() > 0.9
+
+
+def test_a_label_contradicts_the_photo_only_where_its_colour_or_occupancy_is_implausible():
+    labels = np.array([5, 6, 11, EMPTY] + [EMPTY] * 60)  # white king, black pawn, black king, empty
+    probs = np.full((64, 13), 1e-4)
+    probs[:, EMPTY] = 1.0
+    probs[0, 0] = probs[0, EMPTY] = 0.5  # a white piece (a pawn, not the king): the colour fits
+    probs[1, 11] = probs[1, EMPTY] = 0.5  # a black piece: fits
+    probs[2, 5] = 1.0  # white where a black king is labelled: contradicts
+    probs[2, EMPTY] = 1e-4
+    probs[3, 7] = 0.99  # a black piece where the label says empty: contradicts
+    probs[3, EMPTY] = 0.01
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert contradicted_squares(labels, probs).tolist() == [2, 3]

@@ -126,27 +126,28 @@ class FinetuneConfig(_Section):
     min_scale: float = Field(0.5, gt=0.0, le=1.0)
     shuffle_squares: bool = True
     rehearsal: int = Field(32, ge=0, le=10_000)
-    rehearsal_styles: Optional[list[str]] = None
+    rehearsal_styles: Optional[list[Literal[registry.PIECE_STYLES]]] = None
     seed: int = 0
 
 
 class AdaptConfig(FinetuneConfig):
-    """The ``adapt`` stage: a set the model never trained on, adapted from a few photos and scored on the rest.
+    """The ``adapt`` stage: a set with piece colours the model never trained on, adapted from a few
+    photos and scored on the rest.
 
     ``source: synthetic`` renders the set (piece ``style``, ``pieces`` colours, ``board``
-    palette): ``train_photos`` renders of the starting position from alternating sides and
-    ``test_photos`` renders of game positions.  ``source: folder`` reads the team's own
-    labelled photos from ``path`` (``dvc add`` them): the first ``train_photos`` in name order
-    adapt, the rest are held out.
+    palette): ``train_photos`` renders of the starting position, each from a camera of its own,
+    and ``test_photos`` renders of game positions (from those cameras in turn with ``cameras:
+    fixed``).  ``source: folder`` reads the team's own labelled photos from ``path`` (``dvc add``
+    them): the first ``train_photos`` in name order adapt, the rest are held out.
     """
 
     source: Literal["synthetic", "folder"] = "synthetic"
     path: Optional[str] = None
-    train_photos: int = Field(2, ge=1, le=1000)
+    train_photos: int = Field(2, ge=2, le=1000)
     test_photos: int = Field(40, ge=1, le=10_000)
-    style: str = "modern"
-    pieces: str = "red-cream"
-    board: str = "blue"
+    style: Literal[registry.PIECE_STYLES] = "modern"
+    pieces: Literal[registry.HELD_OUT_PIECES] = "red-cream"
+    board: Literal[registry.BOARD_PALETTES] = "blue"
     cameras: Literal["fixed", "random"] = "fixed"
     image_size: int = Field(640, ge=128, le=4096)
 

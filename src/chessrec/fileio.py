@@ -13,19 +13,27 @@ import numpy as np
 
 
 @contextmanager
-def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[IO]:
-    """Open a temp file beside ``path``; it replaces ``path`` only if the block completes."""
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """A temp file name beside ``path`` (for writers that take a name, as Lightning's checkpoint
+    saving does); the file replaces ``path``, readable by all, only if the block completes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
-            yield fh
+        yield Path(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[IO]:
+    """Open a temp file beside ``path``; it replaces ``path`` only if the block completes."""
+    with atomic_path(path) as tmp, open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        yield fh
 
 
 def write_atomic(path: Path | str, data: bytes | str) -> Path:

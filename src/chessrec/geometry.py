@@ -60,6 +60,12 @@ def order_corners(points, a1: str = "bottom-left") -> np.ndarray:
     return np.roll(image_order, 3 - a1_index_in_image, axis=0)
 
 
+def a1_corner_of(corners) -> str:
+    """Which image corner (:data:`A1_POSITIONS`) holds a1, for corners in a8, h8, h1, a1 order."""
+    corners = np.asarray(corners, dtype=np.float64)
+    return next(a1 for a1 in A1_POSITIONS if np.allclose(order_corners(corners, a1), corners))
+
+
 def board_sides(corners) -> np.ndarray:
     """Lengths (pixels) of the quad's four sides, a8-h8, h8-h1, h1-a1, a1-a8."""
     pts = np.asarray(corners, dtype=np.float64)

@@ -19,3 +19,10 @@ DECODERS = (*BOARD_DECODERS, *SEQUENCE_DECODERS)
 DATA_SOURCES = ("synthetic", "chessred", "chesscog")
 #: how squares are cut, :class:`chessrec.geometry.CropSpec`
 CROP_KINDS = ("plain", "height_aware")
+#: piece styles of the renderer, :func:`chessrec.synth.pieces.piece_mesh` (all drawn in training)
+PIECE_STYLES = ("staunton", "club", "modern")
+#: board palettes of the renderer, :data:`chessrec.synth.render.BOARD_PALETTES` (all drawn in training)
+BOARD_PALETTES = ("green-mat", "vinyl-tournament", "brown-wood", "maple-walnut", "grey", "blue", "black-white",
+                  "red-buff")
+#: piece colours no training render draws, :data:`chessrec.synth.render.HELD_OUT_PIECES` (sets to adapt to)
+HELD_OUT_PIECES = ("red-cream", "blue-white")

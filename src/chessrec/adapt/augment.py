@@ -17,10 +17,14 @@ import numpy as np
 from chessrec.geometry import MIN_BOARD_SIDE_PX, CropSpec, board_sides, square_crops
 
 
-def jittered_corners(corners: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
-    """Corners each moved by a normal offset of ``jitter`` square sides (standard deviation)."""
+def jittered_corners(corners: np.ndarray, rng: np.random.Generator, jitter: float,
+                     image_shape: tuple[int, ...]) -> np.ndarray:
+    """Corners each moved by a normal offset of ``jitter`` square sides (standard deviation), kept
+    inside the image (a board that fills the photo must not be pushed off it)."""
     square = float(board_sides(corners).mean()) / 8.0
-    return corners + rng.normal(0.0, jitter * square, size=corners.shape)
+    moved = corners + rng.normal(0.0, jitter * square, size=corners.shape)
+    height, width = image_shape[:2]
+    return np.clip(moved, -0.5, [width - 0.5, height - 0.5])
 
 
 def augmented_crops(pixels: np.ndarray, corners: np.ndarray, specs: Mapping[str, CropSpec], copies: int,
@@ -37,7 +41,7 @@ def augmented_crops(pixels: np.ndarray, corners: np.ndarray, specs: Mapping[str,
             if scale < 0.98:
                 image = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 board = (board + 0.5) * scale - 0.5
-            board = jittered_corners(board, rng, jitter)
+            board = jittered_corners(board, rng, jitter, image.shape)
         for name, spec in specs.items():
             out[name].append(square_crops(image, board, spec))
     return {name: np.stack(crops) for name, crops in out.items()}

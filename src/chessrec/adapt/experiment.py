@@ -26,9 +26,9 @@ from chessrec.labels import fen_from_labels
 def render_set(out_dir: Path, config: AdaptConfig, seed: int) -> tuple[list[SetPhoto], list[SetPhoto]]:
     """Render the set's adaptation photos (starting position) and test photos (game positions) into
     ``out_dir`` as a chesscog-style folder (JPEGs and ``labels.json``); returns (adapt, test)."""
-    import cv2
-
     from chessrec.datasets import staged_dir
+    from chessrec.fileio import write_image
+    from chessrec.geometry import a1_corner_of
     from chessrec.synth.positions import game_positions
     from chessrec.synth.render import ChessSet, render_board
 
@@ -37,7 +37,7 @@ def render_set(out_dir: Path, config: AdaptConfig, seed: int) -> tuple[list[SetP
     except ValueError as exc:
         raise UserError(f"params.yaml: adapt: {exc}") from None
     rng = np.random.default_rng(seed)
-    positions = [START_LABELS] * config.train_photos
+    positions = [START_LABELS.copy() for _ in range(config.train_photos)]
     while len(positions) < config.train_photos + config.test_photos:
         positions += game_positions(rng, 4)
     positions = positions[:config.train_photos + config.test_photos]
@@ -47,25 +47,14 @@ def render_set(out_dir: Path, config: AdaptConfig, seed: int) -> tuple[list[SetP
             split = "train" if index < config.train_photos else "test"
             scene = index % config.train_photos if config.cameras == "fixed" else index
             render = render_board(labels, seed * 100_003 + scene, config.image_size, with_ids=False, chess_set=chess_set)
-            name = f"{split}_{index:03d}.jpg"
-            ok, data = cv2.imencode(".jpg", cv2.cvtColor(render.image, cv2.COLOR_RGB2BGR),
-                                    [cv2.IMWRITE_JPEG_QUALITY, 92])
-            if not ok:
-                raise RuntimeError(f"JPEG encoding failed for {name}")
-            (staging / name).write_bytes(data.tobytes())
+            name = f"{split}_{index:03d}.jpg"  # JPEG, as the training renders are saved
+            write_image(staging / name, render.image)
             records[name] = {"corners": render.corners.round(2).tolist(), "fen": fen_from_labels(labels) + " w - - 0 1",
-                             "a1": a1_corner(render.corners), "split": split}
+                             "a1": a1_corner_of(render.corners), "split": split}
         (staging / "labels.json").write_text(json.dumps(records, indent=1))
     photos = {p.path.name: p for p in photos_from_folder(out_dir)}
     return ([photos[n] for n in records if records[n]["split"] == "train"],
             [photos[n] for n in records if records[n]["split"] == "test"])
-
-
-def a1_corner(corners: np.ndarray) -> str:
-    """Which image corner (:data:`chessrec.geometry.A1_POSITIONS`) holds a1, for corners in a8, h8, h1, a1 order."""
-    from chessrec.geometry import A1_POSITIONS, order_corners
-
-    return next(a1 for a1 in A1_POSITIONS if np.allclose(order_corners(corners, a1), corners))
 
 
 def folder_set(path: Path, train_photos: int) -> tuple[list[SetPhoto], list[SetPhoto]]:
@@ -85,7 +74,7 @@ def adapt_and_score(base: Path, out: Path, adapt: list[SetPhoto], test: list[Set
     base model (the tiny profile's) would see contradictions that are its own mistakes."""
     adapted = finetune(base, adapt, out, config, check_labels=check_labels, energy=energy)
     metrics: dict[str, float] = {"adapt_photos": len(adapt), "test_photos": len(test),
-                                 "fit_s": adapted.fit_s, "energy_j": adapted.energy_j or 0.0}
+                                 "fit_s": adapted.fit_s, "energy_j": adapted.energy_j}
     for name, model in (("base", base), ("adapted", out)):
         for key, value in score_photos(model, test, decoders=("constrained",))["constrained"].items():
             if key != "boards":

@@ -9,7 +9,7 @@ photos (file, sha256, FEN, corners), the options, the time and the energy.
 
 from __future__ import annotations
 
-import os
+import math
 import tempfile
 import time
 import warnings
@@ -38,7 +38,7 @@ class Adapted:
     provenance: dict
     fit_s: float
     prepare_s: float
-    energy_j: float | None
+    energy_j: float
     energy_method: str
     unseen_classes: tuple[str, ...]
 
@@ -49,18 +49,19 @@ def prepared_photos(photos: list[SetPhoto], base_model, check_labels: bool = Tru
     if len(photos) < MIN_PHOTOS:
         raise UserError(f"adapting needs at least {MIN_PHOTOS} labelled photos of the set, got {len(photos)}"
                         + (f" ({photos[0].path})" if photos else ""))
-    names = [p.path.name for p in photos]
-    if len(set(names)) < len(names):
-        raise UserError(f"the same photo is given twice: {sorted({n for n in names if names.count(n) > 1})}")
-    from chessrec.inference.model import cut_crops
+    seen: dict[str, Path] = {}
+    for photo in photos:
+        digest = file_digest(photo.path)
+        if digest in seen:
+            raise UserError(f"{photo.path}: the same photo as {seen[digest]}: give each photo once")
+        seen[digest] = photo.path
+    from chessrec.inference.model import board_probabilities
 
     prepared = []
     for photo in photos:
         ready = prepare_photo(photo)
         if check_labels:
-            crops = cut_crops(base_model, ready.pixels, ready.corners)
-            probs = base_model.predict_proba({n: c[None] for n, c in crops.items()})[0]
-            check_labels_match(photo, probs)
+            check_labels_match(photo, board_probabilities(base_model, ready.pixels, ready.corners))
         prepared.append(ready)
         log(f"finetune: {photo.path.name}: board at {np.round(ready.corners * ready.factor).astype(int).tolist()}")
     return prepared
@@ -158,9 +159,12 @@ def with_random_squares(dataset, rng: np.random.Generator):
     import torch
     from torch.utils.data import TensorDataset
 
+    from chessrec.models import square_inputs
+
     crops, squares, labels = dataset.tensors
-    colour = ((squares // 8 + squares % 8) % 2).numpy()
-    same_colour = [np.flatnonzero((np.arange(64) // 8 + np.arange(64) % 8) % 2 == c) for c in (0, 1)]
+    light = square_inputs(torch.arange(64))[:, 0].numpy()
+    colour = light[squares.numpy()].astype(int)
+    same_colour = [np.flatnonzero(light == c) for c in (0, 1)]
     random = np.array([rng.choice(same_colour[c]) for c in colour], dtype=np.int64)
     return TensorDataset(crops, torch.from_numpy(random), labels)
 
@@ -175,11 +179,14 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     """
     import pytorch_lightning as pl
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
     from pytorch_lightning.utilities import CombinedLoader
 
+    import chessrec
     from chessrec.energy import EnergyMeter
-    from chessrec.inference.card import CARD_KEY, ModelCard, is_cascade
+    from chessrec.energy.callback import methods_label
+    from chessrec.fileio import atomic_path
+    from chessrec.inference.card import ModelCard, is_cascade
     from chessrec.inference.loader import card_from_checkpoint, load_model
     from chessrec.quiet import quiet_library_noise
     from chessrec.training import CascadeModule, EpochLines, SquareClassifierModule, cascade_datasets, square_dataset
@@ -196,6 +203,15 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
         raise UserError(f"{out}: the adapted model is a checkpoint; name it *.ckpt")
     if base.suffix != ".ckpt":
         raise UserError(f"{base}: adapting needs the torch checkpoint (.ckpt) the ONNX file was exported from")
+    if out.exists() and base.exists() and out.resolve() == base.resolve():
+        raise UserError(f"{out}: that is the base model; write the adapted model to another file")
+    if out.is_dir():
+        raise UserError(f"{out}: a folder; name the adapted model's file (*.ckpt)")
+    try:  # a folder the model cannot be written to fails now, not after training
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out.parent).close()
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write there ({exc.strerror or exc})") from None
     t0 = time.perf_counter()
     base_model = load_model(base)  # every problem with the file: one line naming it
     prepared = prepared_photos(photos, base_model, check_labels, log)
@@ -232,13 +248,16 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     except RuntimeError as exc:
         raise UserError(f"{base}: weights do not fit the architecture its card names ({str(exc).splitlines()[0]})") \
             from None
-    if options.freeze == "backbone":
+    if options.freeze == "backbone":  # the heads learn; the backbone keeps its weights and its statistics
         for name, parameter in module.named_parameters():
-            parameter.requires_grad_(".head." in name or name.startswith("head."))
+            parameter.requires_grad_(".head." in name)
     if options.anchor > 0:
         anchor_to_base(module, options.anchor)
-    callbacks = [EpochLines()] + ([KeepBatchNormStatistics()] if options.batch_norm == "keep" else [])
-    trainer = pl.Trainer(max_steps=options.steps, max_epochs=-1, accelerator="cpu", devices=1, deterministic=True,
+    keep_statistics = options.batch_norm == "keep" or options.freeze == "backbone"
+    callbacks = [EpochLines()] + ([KeepBatchNormStatistics()] if keep_statistics else [])
+    batches_per_epoch = max(math.ceil(len(d) / options.batch_size) for d in datasets.values())
+    trainer = pl.Trainer(max_steps=options.steps, max_epochs=math.ceil(options.steps / batches_per_epoch),
+                         accelerator="cpu", devices=1, deterministic=True,
                          logger=logger if logger is not None else False, enable_checkpointing=False,
                          enable_model_summary=False, enable_progress_bar=False, log_every_n_steps=5,
                          callbacks=callbacks)
@@ -253,42 +272,34 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
         measured = meter.end_window("finetune")
     fit_s = measured.wall_s
     provenance = {
+        "params": card.provenance.get("params", {}),  # the base's training params (render size, crops)
         "adapted_from": {"file": base.name, "sha256": file_digest(base), "provenance": card.provenance},
         "adapted_on": [{"file": r.photo.path.name, "sha256": file_digest(r.photo.path), "fen": r.photo.fen,
                         "corners": dict(zip(CORNER_NAMES, (r.corners * r.factor).round(1).tolist())),
                         "corners_located": r.photo.corners is None} for r in prepared],
         "finetune": {**options.model_dump(), "seconds": round(fit_s, 2),
-                     "energy_j": round(measured.total_energy_j, 1), "energy_method": ",".join(sorted(set(
-                         measured.methods.values())))},
-        "chessrec": card.provenance.get("chessrec"), "torch": str(torch.__version__),
+                     "energy_j": round(measured.total_energy_j, 1), "energy_method": methods_label(measured)},
+        "chessrec": chessrec.__version__, "torch": str(torch.__version__), "lightning": str(pl.__version__),
     }
     module.card = ModelCard.from_dict({**card.to_dict(), "provenance": provenance})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
-    try:
+    with atomic_path(out) as tmp:
         trainer.save_checkpoint(tmp, weights_only=True)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return Adapted(out, provenance, fit_s, prepare_s, measured.total_energy_j,
-                   provenance["finetune"]["energy_method"], unseen)
+    return Adapted(out, provenance, fit_s, prepare_s, measured.total_energy_j, methods_label(measured), unseen)
 
 
-def score_photos(model, photos: list[SetPhoto], decoders=("argmax", "constrained"), strict: bool = False) -> dict:
-    """Per decoder: squares, boards and errors per board of ``model`` on ``photos`` (each its own game)."""
+def score_photos(model, photos: list[SetPhoto], decoders=("constrained",), strict: bool = False) -> dict:
+    """Per decoder: squares, boards and errors per board of ``model`` on ``photos`` (each its own game);
+    non-strict by default, since real photos need not show legal positions."""
     from chessrec.decoding import DecodeOptions
     from chessrec.inference.loader import load_model
-    from chessrec.inference.model import cut_crops
+    from chessrec.inference.model import board_probabilities
     from chessrec.metrics import evaluate_predictions
 
     model = load_model(model)
     probs, labels = [], []
     for photo in photos:
         ready = prepare_photo(photo)
-        crops = cut_crops(model, ready.pixels, ready.corners)
-        probs.append(model.predict_proba({n: c[None] for n, c in crops.items()})[0])
+        probs.append(board_probabilities(model, ready.pixels, ready.corners))
         labels.append(photo.labels)
     probs, labels = np.stack(probs), np.stack(labels)
     games = np.array([str(i) for i in range(len(photos))])

@@ -14,8 +14,9 @@ from chessrec.errors import UserError
 from chessrec.geometry import A1_POSITIONS, order_corners, validate_corners
 from chessrec.labels import EMPTY, fen_from_labels, labels_from_board
 
-#: the starting position's 64 labels (a1 = 0)
+#: the starting position's 64 labels (a1 = 0), read-only: every start-position photo shares it
 START_LABELS = labels_from_board(chess.BaseBoard())
+START_LABELS.setflags(write=False)
 #: a label "contradicts" what the base model sees where the model gives the label's group (empty,
 #: a white piece, a black piece) less than this probability ...
 CONTRADICTION_P = 0.02
@@ -53,10 +54,7 @@ def photos_from_folder(folder: Path) -> list[SetPhoto]:
     if not folder.exists():
         raise UserError(f"{folder}: no such folder of labelled photos")
     load = load_chessred(folder) if (folder / "annotations.json").is_file() else load_chesscog(folder)
-    if not load.samples:
-        raise UserError(f"{folder}: no labelled photos found (expected labels.json, per-photo JSON files or "
-                        "a ChessReD annotations.json)")
-    return [SetPhoto(s.image_path, s.labels, s.corners) for s in sorted(load.samples, key=lambda s: s.image_path.name)]
+    return [SetPhoto(s.image_path, s.labels, s.corners) for s in sorted(load.samples, key=lambda s: str(s.image_path))]
 
 
 def start_position_photos(paths: list[Path], a1: str) -> list[SetPhoto]:
@@ -64,7 +62,7 @@ def start_position_photos(paths: list[Path], a1: str) -> list[SetPhoto]:
     nearest a1 (the same for every photo); the corners are located."""
     if a1 not in A1_POSITIONS:
         raise UserError(f"--a1 must be one of {', '.join(A1_POSITIONS)}, got {a1!r}")
-    return [SetPhoto(Path(p), START_LABELS.copy(), None, a1) for p in paths]
+    return [SetPhoto(Path(p), START_LABELS, None, a1) for p in paths]
 
 
 def file_digest(path: Path) -> str:
@@ -95,11 +93,14 @@ def prepare_photo(photo: SetPhoto) -> PreparedPhoto:
     pixels, factor = read_image(photo.path)
     if photo.corners is not None:
         corners = np.asarray(photo.corners, dtype=np.float64) / factor
-        validate_corners(corners, pixels.shape)
+        try:
+            validate_corners(corners, pixels.shape)
+        except UserError as exc:
+            raise UserError(f"{photo.path}: {exc}") from None
         return PreparedPhoto(photo, pixels, corners, factor)
-    from chessrec.localisation import locate_board
+    from chessrec.recognize import Recognizer
 
-    image_corners = locate_board(pixels, name=str(photo.path))  # a UserError naming the file when none
+    image_corners = Recognizer(lock=False).locate(pixels, name=str(photo.path))  # names the file when no board
     return PreparedPhoto(photo, pixels, order_corners(image_corners, photo.a1 or "bottom-left"), factor)
 
 

@@ -108,6 +108,12 @@ def cut_crops(model: SquareModel, image: np.ndarray, corners) -> dict[str, np.nd
     return {name: square_crops(image, corners, spec) for name, spec in model.crop_specs.items()}
 
 
+def board_probabilities(model: SquareModel, image: np.ndarray, corners) -> np.ndarray:
+    """(64, 13) class probabilities of one photo's board, for corners in a8, h8, h1, a1 order."""
+    crops = cut_crops(model, image, corners)
+    return model.predict_proba({name: c[None] for name, c in crops.items()})[0]
+
+
 class Cascade(BoardPredictions):
     """Two-stage recognition: an occupancy model on every square, a piece model on occupied ones.
 

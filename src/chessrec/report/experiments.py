@@ -175,6 +175,7 @@ def artefact_rows(row: ExperimentRow, data: dict) -> list[ExperimentRow]:
             **{key: value[key] for key in ("board_acc", "board_acc_low", "board_acc_high", "square_acc",
                                            "square_acc_low", "square_acc_high")},
             latency_ms=latency, inference_j_per_board=value["energy_j_per_board"],
+            new_set_base_square_acc=None, new_set_adapted_square_acc=None,  # the adapt stage scores the checkpoint
             inference_energy_measured=None if value["energy_measured"] is None else value["energy_measured"] >= 0.5,
         ))
     return rows

@@ -24,7 +24,7 @@ def main(params_path: str = "params.yaml") -> int:
         ADAPT_SET.mkdir(parents=True, exist_ok=True)  # the stage's output folder exists either way
     else:
         adapt, test = render_set(ADAPT_SET, a, params.seed)
-        what = f"a rendered set never trained on ({a.style} pieces, {a.pieces}, {a.board} board)"
+        what = f"a rendered set with piece colours never trained on ({a.style} pieces, {a.pieces}, {a.board} board)"
     metrics = adapt_and_score(MODEL, ADAPTED_MODEL, adapt, test, a, energy=params.energy.model_dump(),
                               check_labels=a.source == "folder")
     with Live(str(ADAPT_LIVE), report=None, save_dvc_exp=False, dvcyaml=False) as live:

@@ -16,7 +16,9 @@ from functools import lru_cache
 import chess
 import numpy as np
 
-STYLES: tuple[str, ...] = ("staunton", "club", "modern")
+from chessrec import registry
+
+STYLES: tuple[str, ...] = registry.PIECE_STYLES
 SEGMENTS = 16  # facets around a surface of revolution
 
 

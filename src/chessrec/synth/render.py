@@ -24,6 +24,7 @@ import chess
 import cv2
 import numpy as np
 
+from chessrec import registry
 from chessrec.geometry import MIN_BOARD_SIDE_PX, board_sides
 from chessrec.labels import EMPTY, piece_of_class
 from chessrec.synth.pieces import STYLES, Mesh, box, piece_mesh, revolve
@@ -46,8 +47,13 @@ WHITE_MATERIALS = {"ivory": (236, 228, 204), "cream": (246, 240, 226), "boxwood"
                    "white-plastic": (238, 238, 236)}
 BLACK_MATERIALS = {"black-plastic": (30, 30, 32), "ebony": (46, 40, 38), "rosewood": (96, 54, 32),
                    "dark-brown": (70, 46, 32)}
-#: (white side, black side) colours of sets no random render draws: sets to adapt to (``ChessSet.pieces``)
-HELD_OUT_PIECES = {"red-cream": ((236, 214, 150), (158, 30, 28)), "blue-white": ((240, 240, 238), (36, 64, 150))}
+#: piece colours no random render draws, for sets to adapt to (``ChessSet.pieces``):
+#: name -> ((white side's material, RGB), (black side's material, RGB))
+HELD_OUT_PIECES = {"red-cream": (("cream", (236, 214, 150)), ("red", (158, 30, 28))),
+                   "blue-white": (("white", (240, 240, 238)), ("blue", (36, 64, 150)))}
+
+
+assert tuple(BOARD_PALETTES) == registry.BOARD_PALETTES and tuple(HELD_OUT_PIECES) == registry.HELD_OUT_PIECES
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,10 @@ class ChessSet:
     """One physical set photographed again and again: piece style, piece colours, board palette.
 
     ``None`` keeps a field random as in training; ``pieces`` names a :data:`HELD_OUT_PIECES`
-    pair, colours no random render uses.  The scene's random draws are made all the same, so
-    a set changes what is drawn, not the camera, light or position of the same seed.
+    pair, colours no random render uses.  The random draws that a field replaces are still made,
+    so the camera, the light and the pieces' placement of a seed stay the same whatever the set;
+    a fixed ``board`` palette can change the draws that follow the board's texture (table,
+    clutter, photographer's shadow, sensor noise), since wooden and plain boards draw differently.
     """
 
     style: str | None = None
@@ -567,8 +575,7 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     white_rgb, black_rgb = WHITE_MATERIALS[white_name], BLACK_MATERIALS[black_name]
     style = chess_set.style or style
     if chess_set.pieces is not None:
-        white_name, black_name = chess_set.pieces.split("-")[::-1]
-        white_rgb, black_rgb = HELD_OUT_PIECES[chess_set.pieces]
+        (white_name, white_rgb), (black_name, black_rgb) = HELD_OUT_PIECES[chess_set.pieces]
     white = np.clip(np.asarray(white_rgb) + rng.normal(0, 6, 3), 0, 255)
     black = np.clip(np.asarray(black_rgb) + rng.normal(0, 6, 3), 0, 255)
     spec = (float(rng.uniform(0.05, 0.4)), float(rng.uniform(0.1, 0.6)))
