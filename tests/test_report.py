@@ -187,6 +187,16 @@ def test_exp_show_rows_read_the_accuracy_intervals():
     assert r.board_acc_half_width == pytest.approx(0.07)
 
 
+def test_exp_show_rows_read_the_adapt_stages_new_set_figures_and_the_table_shows_them():
+    from chessrec.report.render import _experiment_table
+
+    data = rev_data({"model": {"name": "tiny_cnn"}}, {"energy": {"fit_j": 100, "measured": 1}}, {"board_acc": 0.5})
+    data["metrics"]["dvclive/adapt/metrics.json"] = {"data": {"base": {"square_acc": 0.9}, "adapted": {"square_acc": 0.95}}}
+    (r,) = parse_exp_show(show_json([exp_entry("e", data)])).rows[1:]
+    assert (r.new_set_base_square_acc, r.new_set_adapted_square_acc) == (0.9, 0.95)
+    assert "90.00% → 95.00%" in "\n".join(_experiment_table([r]))
+
+
 def test_stopping_rule_keeps_going_while_every_step_pays_off():
     rows = [row("a", 0.50, 1000, 2.0), row("b", 0.60, 3000, 3.0)]
     rec = recommend(rows, StoppingRule(min_points_per_kj=1.0, min_points_per_ms=0.5))
