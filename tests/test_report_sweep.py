@@ -26,7 +26,8 @@ from chessrec.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 #: pipeline outputs and local state that must not travel into the copy
-LEFT_BEHIND = ("data/", "models/", "dvclive/", "report/", "plots/", ".dvc/cache/", ".dvc/tmp/")
+LEFT_BEHIND = ("data/raw", "data/features", "data/adapt_set", "models/", "dvclive/", "report/", "plots/", ".dvc/cache/",
+               ".dvc/tmp/")  # outputs; git-tracked inputs (data/sets/) travel as a clone has them
 N_GAMES = (2, 4)
 MODELS = ("tiny_cnn", "mobilenet", "resnet18")
 #: shrink the tiny profile further: narrow networks, the cheapest decoder only
