@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from chessrec.adapt.finetune import finetune, score_photos
+from chessrec.adapt.finetune import finetune, score_models, score_photos
 from chessrec.adapt.photos import photos_from_folder
 from chessrec.config import FinetuneConfig
 from chessrec.errors import USER_ERROR_EXIT, UserError
 from chessrec.fileio import write_atomic
 from chessrec.inference.loader import RELEASED_MODEL
+from chessrec.labels import EMPTY
 from chessrec.machine_speed import reference_ms
 
 
@@ -33,7 +34,7 @@ def choices(photos: list, n: int, draws: int, seed: int, fullest: bool) -> list[
     """(label, chosen photos) per draw of n photos."""
     out = []
     if fullest:
-        order = sorted(range(len(photos)), key=lambda i: (-(photos[i].labels != 12).sum(), photos[i].path.name))
+        order = sorted(range(len(photos)), key=lambda i: (-(photos[i].labels != EMPTY).sum(), photos[i].path.name))
         out.append(("fullest", [photos[i] for i in sorted(order[:n])]))
     rng = np.random.default_rng(seed + n)  # the same draws whatever the fine-tuning options
     for draw in range(draws):
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                     names = {p.path.name for p in chosen}
                     held_out = [p for p in photos if p.path.name not in names]
                     adapted = finetune(args.model, chosen, Path(tmp) / "adapted.ckpt", options, log=lambda _: None)
-                    before = score_photos(args.model, held_out)["constrained"]
-                    after = score_photos(adapted.path, held_out)["constrained"]
+                    scores = score_models({"base": args.model, "adapted": adapted.path}, held_out)
+                    before, after = scores["base"]["constrained"], scores["adapted"]["constrained"]
                     row = {"n": n, "draw": label, "photos": sorted(names), "held_out": len(held_out),
                            "fit_s": adapted.fit_s, "energy_j": adapted.energy_j, "energy_method": adapted.energy_method,
                            "unseen_classes": list(adapted.unseen_classes), "base": before, "adapted": after}

@@ -82,7 +82,7 @@ def _photos(args):
 
 
 def _finetune(args) -> int:
-    from chessrec.adapt.finetune import finetune, score_photos
+    from chessrec.adapt.finetune import finetune, score_models
     from chessrec.adapt.photos import photos_from_folder
     from chessrec.inference.loader import default_model
 
@@ -94,8 +94,8 @@ def _finetune(args) -> int:
     print(f"finetune: adapted {base} on {len(photos)} photos in {adapted.fit_s:.0f} s "
           f"({adapted.energy_j:.0f} J, {adapted.energy_method}) -> {adapted.path}")
     if held_out is not None:
-        for name, model in (("base", base), ("adapted", adapted.path)):
-            m = score_photos(model, held_out)["constrained"]
+        for name, scores in score_models({"base": base, "adapted": adapted.path}, held_out).items():
+            m = scores["constrained"]
             print(f"finetune: {name:8s} on {len(held_out)} held-out photos: {m['square_acc']:.2%} of squares, "
                   f"{m['board_acc']:.2%} of boards, {m['errors_per_board']:.2f} errors per board")
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chessrec.adapt.finetune import finetune, score_photos
+from chessrec.adapt.finetune import finetune, score_models
 from chessrec.adapt.photos import START_LABELS, SetPhoto, photos_from_folder
 from chessrec.config import AdaptConfig
 from chessrec.errors import UserError
@@ -32,10 +32,7 @@ def render_set(out_dir: Path, config: AdaptConfig, seed: int) -> tuple[list[SetP
     from chessrec.synth.positions import game_positions
     from chessrec.synth.render import ChessSet, render_board
 
-    try:
-        chess_set = ChessSet(config.style, config.pieces, config.board)
-    except ValueError as exc:
-        raise UserError(f"params.yaml: adapt: {exc}") from None
+    chess_set = ChessSet(config.style, config.pieces, config.board)  # names validated with the params
     rng = np.random.default_rng(seed)
     positions = [START_LABELS.copy() for _ in range(config.train_photos)]
     while len(positions) < config.train_photos + config.test_photos:
@@ -75,8 +72,8 @@ def adapt_and_score(base: Path, out: Path, adapt: list[SetPhoto], test: list[Set
     adapted = finetune(base, adapt, out, config, check_labels=check_labels, energy=energy)
     metrics: dict[str, float] = {"adapt_photos": len(adapt), "test_photos": len(test),
                                  "fit_s": adapted.fit_s, "energy_j": adapted.energy_j}
-    for name, model in (("base", base), ("adapted", out)):
-        for key, value in score_photos(model, test, decoders=("constrained",))["constrained"].items():
+    for name, scores in score_models({"base": base, "adapted": out}, test).items():
+        for key, value in scores["constrained"].items():
             if key != "boards":
                 metrics[f"{name}/{key}"] = value
     for key in ("square_acc", "board_acc", "errors_per_board"):

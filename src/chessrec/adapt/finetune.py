@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import CombinedLoader
+from torch.utils.data import DataLoader, TensorDataset
 
 from chessrec.adapt.augment import augmented_crops
 from chessrec.adapt.photos import PreparedPhoto, SetPhoto, check_labels_match, file_digest, prepare_photo
@@ -117,8 +121,6 @@ def anchor_to_base(module, weight: float) -> None:
     """Add ``weight`` x the squared distance of the weights from the base model's to every training
     loss (L2-SP): a few photos pull the network towards them, the anchor keeps what it learnt
     from thousands of renders that those photos do not contradict."""
-    import torch
-
     base = {name: p.detach().clone() for name, p in module.named_parameters()}
     step = module.training_step
 
@@ -132,20 +134,14 @@ def anchor_to_base(module, weight: float) -> None:
     module.training_step = anchored_step
 
 
-def _keep_batch_norm_callback():
-    import pytorch_lightning as pl
-    import torch
+class KeepBatchNormStatistics(pl.Callback):
+    """Batch normalisation keeps the base model's statistics: a few photos' batches would
+    replace what thousands of renders measured with what one position looks like."""
 
-    class KeepBatchNormStatistics(pl.Callback):
-        """Batch normalisation keeps the base model's statistics: a few photos' batches would
-        replace what thousands of renders measured with what one position looks like."""
-
-        def on_train_epoch_start(self, trainer, pl_module) -> None:
-            for layer in pl_module.modules():
-                if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
-                    layer.eval()
-
-    return KeepBatchNormStatistics
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        for layer in pl_module.modules():
+            if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                layer.eval()
 
 
 def with_random_squares(dataset, rng: np.random.Generator):
@@ -156,9 +152,6 @@ def with_random_squares(dataset, rng: np.random.Generator):
     learns that shortcut instead of the pieces' looks; a random square of the same colour keeps
     the colour cue (what the background looks like) and breaks the tie.
     """
-    import torch
-    from torch.utils.data import TensorDataset
-
     from chessrec.models import square_inputs
 
     crops, squares, labels = dataset.tensors
@@ -177,11 +170,6 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     Everything the user can get wrong (model file, photos, labels, corners) is checked before
     training; ``out`` is written atomically, so a failure leaves no file behind.
     """
-    import pytorch_lightning as pl
-    import torch
-    from torch.utils.data import DataLoader
-    from pytorch_lightning.utilities import CombinedLoader
-
     import chessrec
     from chessrec.energy import EnergyMeter
     from chessrec.energy.callback import methods_label
@@ -191,14 +179,7 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     from chessrec.quiet import quiet_library_noise
     from chessrec.training import CascadeModule, EpochLines, SquareClassifierModule, cascade_datasets, square_dataset
 
-    KeepBatchNormStatistics = _keep_batch_norm_callback()
-
     base, out = Path(base), Path(out)
-    from chessrec.synth.pieces import STYLES
-
-    unknown = sorted(set(options.rehearsal_styles or ()) - set(STYLES))
-    if unknown:
-        raise UserError(f"rehearsal_styles: unknown piece style(s) {unknown}; choose from {', '.join(STYLES)}")
     if out.suffix != ".ckpt":
         raise UserError(f"{out}: the adapted model is a checkpoint; name it *.ckpt")
     if base.suffix != ".ckpt":
@@ -238,11 +219,8 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     if options.shuffle_squares:
         rng = np.random.default_rng(options.seed)
         datasets = {name: with_random_squares(dataset, rng) for name, dataset in datasets.items()}
-    if is_cascade(card):
-        loader = CombinedLoader({name: DataLoader(dataset, **loader_args) for name, dataset in datasets.items()},
-                                mode="max_size_cycle")
-    else:
-        loader = DataLoader(next(iter(datasets.values())), **loader_args)
+    loaders = {name: DataLoader(dataset, **loader_args) for name, dataset in datasets.items()}
+    loader = CombinedLoader(loaders, mode="max_size_cycle") if is_cascade(card) else next(iter(loaders.values()))
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as exc:
@@ -287,25 +265,33 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     return Adapted(out, provenance, fit_s, prepare_s, measured.total_energy_j, methods_label(measured), unseen)
 
 
-def score_photos(model, photos: list[SetPhoto], decoders=("constrained",), strict: bool = False) -> dict:
-    """Per decoder: squares, boards and errors per board of ``model`` on ``photos`` (each its own game);
-    non-strict by default, since real photos need not show legal positions."""
+def score_models(models: dict, photos: list[SetPhoto], decoders=("constrained",), strict: bool = False) -> dict:
+    """{model name: {decoder: squares, boards, errors per board}} of each model (file or loaded) on
+    ``photos``, each its own game; every photo is read once.  Non-strict by default, since real
+    photos need not show legal positions."""
     from chessrec.decoding import DecodeOptions
     from chessrec.inference.loader import load_model
     from chessrec.inference.model import board_probabilities
     from chessrec.metrics import evaluate_predictions
 
-    model = load_model(model)
-    probs, labels = [], []
+    loaded = {name: load_model(model) for name, model in models.items()}
+    probs: dict[str, list[np.ndarray]] = {name: [] for name in models}
     for photo in photos:
         ready = prepare_photo(photo)
-        probs.append(board_probabilities(model, ready.pixels, ready.corners))
-        labels.append(photo.labels)
-    probs, labels = np.stack(probs), np.stack(labels)
+        for name, model in loaded.items():
+            probs[name].append(board_probabilities(model, ready.pixels, ready.corners))
+    labels = np.stack([photo.labels for photo in photos])
     games = np.array([str(i) for i in range(len(photos))])
-    scored = evaluate_predictions(probs, labels, games, np.zeros(len(photos), int), list(decoders),
-                                  DecodeOptions(strict=strict))
     keys = ("square_acc", "square_acc_low", "square_acc_high", "board_acc", "board_acc_low", "board_acc_high",
             "errors_per_board")
-    return {name: {k: scored.metrics[name][k] for k in keys} | {"boards": len(photos)} for name in decoders}
+    scores = {}
+    for name in models:
+        scored = evaluate_predictions(np.stack(probs[name]), labels, games, np.zeros(len(photos), int), list(decoders),
+                                      DecodeOptions(strict=strict))
+        scores[name] = {d: {k: scored.metrics[d][k] for k in keys} | {"boards": len(photos)} for d in decoders}
+    return scores
 
+
+def score_photos(model, photos: list[SetPhoto], decoders=("constrained",), strict: bool = False) -> dict:
+    """Per decoder: squares, boards and errors per board of one ``model`` on ``photos`` (see :func:`score_models`)."""
+    return score_models({"model": model}, photos, decoders, strict)["model"]
