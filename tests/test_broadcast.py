@@ -20,7 +20,7 @@ from chessrec.broadcast.serve import PgnServer
 from chessrec.broadcast.session import BroadcastSession
 from chessrec.cli import main
 from chessrec.errors import USER_ERROR_EXIT, UserError
-from chessrec.geometry import A1_POSITIONS, order_corners
+from chessrec.geometry import A1_POSITIONS, order_corners, shifted_board
 from chessrec.labels import labels_from_board
 from chessrec.recognize import Recognizer
 from chessrec.synth.render import render_board
@@ -172,6 +172,7 @@ def test_broadcast_inputs_are_checked_with_one_line_errors(tmp_path, capsys):
         ([str(tmp_path / "empty"), "--fen", "8/8/8/8/8/8/8/8 w - - 0 1"], "not a legal position"),
         ([str(tmp_path / "empty"), "--fen", "rubbish"], "not a valid FEN"),
         ([str(tmp_path / "empty"), "--a1", "top-left"], "--a1 needs --corners"),
+        ([str(tmp_path / "empty"), "--max-delay", "-1"], "--max-delay must be >= 0"),
     ]
     for argv, shown in cases:
         assert main(["broadcast", *argv, "--pgn", str(tmp_path / "g.pgn")]) == USER_ERROR_EXIT, argv
@@ -213,3 +214,24 @@ def test_broadcast_of_a_rendered_game_with_the_released_model_writes_the_game(tm
     assert f"{len(SANS)} plies" in capsys.readouterr().out
     events = (tmp_path / "game.pgn.jsonl").read_text()
     assert '"event": "located"' in events
+
+
+@pytest.mark.slow
+def test_a_board_located_one_square_off_is_put_right_by_the_start_position(tmp_path, monkeypatch):
+    """Locating from x-corners alone can land one square off (the lattice goes on past the board); the
+    known start position settles it on the first settled frame, and the game is followed from there."""
+    from chessrec.inference.loader import RELEASED_MODEL
+
+    folder = tmp_path / "frames"
+    _, corners, _ = render_game_frames(folder, size=640)
+    one_file_off = order_corners(shifted_board(corners, files=1, ranks=0), "bottom-left")
+    monkeypatch.setattr(Recognizer, "locate", lambda self, pixels, name="image": one_file_off)
+    outputs = BroadcastOutputs(tmp_path / "game.pgn", tmp_path / "events.jsonl", chess.Board(), {})
+    recognizer = Recognizer(model=RELEASED_MODEL)
+    session = BroadcastSession(recognizer, outputs, chess.Board())
+    moves = session.run(frames_from(str(folder)))
+    outputs.close()
+    assert moves == _game_moves() and _pgn_moves((tmp_path / "game.pgn").read_text()) == SANS
+    refits = [json.loads(e) for e in (tmp_path / "events.jsonl").read_text().splitlines() if '"refitted"' in e]
+    assert len(refits) == 1 and refits[0]["gain"] > 0
+    np.testing.assert_allclose(recognizer.lock.corners, corners, atol=1.0)  # the true board, a1 where it is

@@ -25,6 +25,7 @@ from chessrec.labels import EMPTY, fen_from_labels, labels_from_fen
 
 START = chess.STARTING_BOARD_FEN
 WK, BK, WP, BP, WN, WQ = 5, 11, 0, 6, 2, 4
+WR, WB, BB, BQ = 1, 3, 9, 10
 
 
 def confident(fen: str, p: float = 0.97) -> np.ndarray:
@@ -255,3 +256,27 @@ def test_unknown_decoder_and_bad_options_are_user_errors():
         DecodeOptions(topk=0)
     with pytest.raises(UserError, match="shape"):
         decode("argmax", np.ones((63, 13)))
+
+
+def test_streaming_beam_follows_a_fixed_camera_that_misreads_the_same_squares_in_every_frame():
+    """A fixed camera misreads the same squares frame after frame, and a move can add more: the game
+    still fits each frame far better than any other line, so it must be followed, not declared lost."""
+    sans = ["e4", "e5", "Nf3", "Nc6", "Bc4", "Bc5", "O-O", "Nf6", "d3", "d6"]
+    frames = []
+    for ply, labels in enumerate(_game(sans)):
+        probs = confident(fen_from_labels(labels), 0.9)
+        # pieces that stay put all game read as each other (~5.4 nats a square, 21.7 in all: beyond
+        # skip_penalty), with the piece counts still legal, so the frame's own best reading keeps them
+        misread = {"a1": WN, "b1": WR, "c1": WQ, "d1": WB}
+        if ply >= 5:  # from ...Bc5 on, four more squares read wrong
+            misread |= {"c8": BQ, "d8": BB, "a2": BP, "a7": WP}
+        for square, cls in misread.items():
+            set_square(probs, square, {cls: 0.95})
+        frames += [probs, probs]  # settled, then confirmed: the same misreadings both times
+    game = GameBeam(start=chess.Board())
+    for probs in frames[2:]:
+        game.push(log_probs_of(probs))
+    replay = chess.Board()
+    assert [replay.san_and_push(m) for m in game.best.moves()] == sans
+    assert not any(step.restarted for step in game.best.steps())
+    assert len(game.committed_moves()) == len(sans)  # the last move too: its confirmation has been read

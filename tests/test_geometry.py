@@ -14,6 +14,7 @@ from chessrec.geometry import (
     crop_contact_sheet,
     height_aware_boxes,
     order_corners,
+    shifted_board,
     square_crops,
     validate_corners,
 )
@@ -191,3 +192,19 @@ def test_contact_sheet_lays_out_boards_side_by_side(tmp_path):
     sheet = cv2.imread(str(out))
     assert sheet.shape[1] > 2 * 8 * 10 and sheet.shape[0] > 8 * 20
     assert list(tmp_path.iterdir()) == [out]
+
+
+def test_a_board_shifted_by_whole_squares_follows_its_own_perspective_grid():
+    corners = np.array([[210.0, 120.0], [590.0, 140.0], [700.0, 520.0], [90.0, 480.0]])  # a8, h8, h1, a1
+    to_image = np.linalg.inv(board_homography(corners))
+
+    def grid_point(x: float, y: float) -> np.ndarray:
+        p = to_image @ np.array([x, y, 1.0])
+        return p[:2] / p[2]
+
+    towards_h = shifted_board(corners, files=1, ranks=0)
+    np.testing.assert_allclose(towards_h[0], grid_point(1, 0), atol=1e-3)  # a8's corner is now b8's
+    np.testing.assert_allclose(towards_h[2], grid_point(9, 8), atol=1e-3)  # a square beyond h1, foreshortened
+    towards_8 = shifted_board(corners, files=0, ranks=1)
+    np.testing.assert_allclose(towards_8[3], grid_point(0, 7), atol=1e-3)  # a1's corner is now a2's
+    np.testing.assert_allclose(shifted_board(towards_h, files=-1, ranks=0), corners, atol=1e-3)

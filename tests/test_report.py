@@ -187,14 +187,17 @@ def test_exp_show_rows_read_the_accuracy_intervals():
     assert r.board_acc_half_width == pytest.approx(0.07)
 
 
-def test_exp_show_rows_read_the_adapt_stages_new_set_figures_and_the_table_shows_them():
+def test_exp_show_rows_read_the_adapt_and_broadcast_stages_figures_and_the_table_shows_them():
     from chessrec.report.render import _experiment_table
 
     data = rev_data({"model": {"name": "tiny_cnn"}}, {"energy": {"fit_j": 100, "measured": 1}}, {"board_acc": 0.5})
     data["metrics"]["dvclive/adapt/metrics.json"] = {"data": {"base": {"square_acc": 0.9}, "adapted": {"square_acc": 0.95}}}
+    data["metrics"]["dvclive/broadcast/metrics.json"] = {"data": {"beam": {"move_acc": 0.987, "game_acc": 0.95}}}
     (r,) = parse_exp_show(show_json([exp_entry("e", data)])).rows[1:]
     assert (r.new_set_base_square_acc, r.new_set_adapted_square_acc) == (0.9, 0.95)
-    assert "90.00% → 95.00%" in "\n".join(_experiment_table([r]))
+    assert (r.broadcast_move_acc, r.broadcast_game_acc) == (0.987, 0.95)
+    table = "\n".join(_experiment_table([r]))
+    assert "90.00% → 95.00%" in table and "98.7% / 95%" in table
 
 
 def test_stopping_rule_keeps_going_while_every_step_pays_off():

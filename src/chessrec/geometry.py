@@ -107,6 +107,17 @@ def board_homography(corners, side: float = 8.0) -> np.ndarray:
     return cv2.getPerspectiveTransform(np.asarray(corners, dtype=np.float32), dst).astype(np.float64)
 
 
+def shifted_board(corners, files: int, ranks: int) -> np.ndarray:
+    """The board quad (a8, h8, h1, a1 order) moved by whole squares along its own grid.
+
+    ``files`` > 0 moves it towards the h-file, ``ranks`` > 0 towards rank 8.  A lattice of
+    x-corners is the same one square further on, so a located board can be one square off;
+    these are the candidates that put it right.
+    """
+    to_image = np.linalg.inv(board_homography(corners))
+    return _project(to_image, _BOARD_UNIT_CORNERS + np.array([files, -ranks], dtype=np.float64))
+
+
 def _project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     p = np.c_[pts, np.ones(len(pts))] @ h.T
     return p[:, :2] / p[:, 2:3]

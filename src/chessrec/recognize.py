@@ -14,6 +14,7 @@ there, in the same phase) instead of searching again; it re-locates when the che
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -24,9 +25,9 @@ from typing import Any
 import chess
 import numpy as np
 
-from chessrec.decoding import Decoded, DecodeOptions, check_decoder, decode
+from chessrec.decoding import Decoded, DecodeOptions, board_log_prob, check_decoder, decode, log_probs_of
 from chessrec.errors import UserError
-from chessrec.geometry import A1_POSITIONS, order_corners, validate_corners
+from chessrec.geometry import A1_POSITIONS, a1_corner_of, order_corners, shifted_board, validate_corners
 from chessrec.imageio import check_rgb
 from chessrec.inference.loader import DEFAULT_MODEL, load_model
 from chessrec.inference.model import SquareModel, cut_crops
@@ -177,6 +178,36 @@ class Recognizer:
         empty = probabilities(order_corners(image_corners, "bottom-left"))[:, EMPTY]
         return decide_orientation(image_corners, plausibility,
                                   log_prior=checker_log_prior(pixels, image_corners, empty))
+
+    def fit_to_position(self, pixels: np.ndarray, board_corners: np.ndarray,
+                        labels: np.ndarray) -> tuple[np.ndarray, str, float]:
+        """(corners, a1, gain in nats) of the board among the located one moved by a square either way
+        and turned four ways that best shows a position known to stand there (a broadcast's start).
+
+        Locating and orienting from the image alone can land a square off or a quarter turn wrong;
+        a known position settles both.  The gain is the winner's log-probability over the located
+        board's.  36 classifications: once per located board, not per frame.
+        """
+        def fit(corners: np.ndarray) -> float:
+            return board_log_prob(log_probs_of(self.classify(self.crop(pixels, corners))), labels)
+
+        located = np.asarray(board_corners, dtype=np.float64)
+        best, best_a1, best_fit = located, a1_corner_of(located), fit(located)
+        located_fit = best_fit
+        for files, ranks in itertools.product((-1, 0, 1), repeat=2):
+            shifted = shifted_board(located, files, ranks)
+            try:
+                image_corners = validate_corners(order_corners(shifted, "bottom-left"), pixels.shape)
+            except UserError:  # a square off would leave the image: not this one
+                continue
+            for a1 in A1_POSITIONS:
+                corners = order_corners(image_corners, a1)
+                if np.allclose(corners, located):
+                    continue
+                score = fit(corners)
+                if score > best_fit:
+                    best, best_a1, best_fit = corners, a1, score
+        return best, best_a1, best_fit - located_fit
 
     # ------------------------------------------------------------------------------------ the lock
     def lock_board(self, pixels: np.ndarray, board_corners: np.ndarray, a1: str) -> BoardLock:

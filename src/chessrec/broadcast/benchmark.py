@@ -87,7 +87,7 @@ def render_game(seed: int, plies: int, image_size: int, still_frames: int, fps: 
 
 
 class TimedSession(BroadcastSession):
-    """A session that notes, per ply, the frame and latency of the decode that first published it."""
+    """A session that notes, per ply, the frame that first published it and that frame's processing time."""
 
     def __init__(self, *args, truth: list[chess.Move], **kw):
         super().__init__(*args, **kw)
@@ -99,12 +99,12 @@ class TimedSession(BroadcastSession):
         return probs
 
     def feed(self, frame):
+        t0 = time.perf_counter()
         event = super().feed(frame)
-        if event is not None:
-            published = self.outputs.published
-            for ply, move in enumerate(published):
-                if ply < len(self.truth) and move == self.truth[ply] and ply not in self.published_at:
-                    self.published_at[ply] = (frame.time_s, event["latency_ms"])
+        latency_ms = (time.perf_counter() - t0) * 1e3  # the whole frame's processing, lock check included
+        for ply, move in enumerate(self.outputs.published):
+            if ply < len(self.truth) and move == self.truth[ply] and ply not in self.published_at:
+                self.published_at[ply] = (frame.time_s, latency_ms)
         return event
 
 
@@ -138,7 +138,7 @@ def score_broadcast(recognizer: Recognizer, games: int, plies: int, image_size: 
     from pathlib import Path
 
     totals = {"moves": 0, "beam_right": 0, "continuity_right": 0, "beam_games": 0, "continuity_games": 0,
-              "frames": 0}
+              "frames": 0, "corrections": 0}
     delays, decode_ms, wall = [], [], 0.0
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for g in range(games):
@@ -159,6 +159,7 @@ def score_broadcast(recognizer: Recognizer, games: int, plies: int, image_size: 
             totals["beam_games"] += int(moves == game.moves)
             totals["continuity_games"] += int(chain == game.moves)
             decode_ms += session.summary.decode_ms
+            totals["corrections"] += session.summary.corrections
             for ply, (time_s, latency_ms) in session.published_at.items():
                 settled_s = game.frames[game.shows.index(ply + 1)].time_s  # the moved position's first still frame
                 delays.append(time_s - settled_s + latency_ms / 1e3)
@@ -168,6 +169,7 @@ def score_broadcast(recognizer: Recognizer, games: int, plies: int, image_size: 
         "beam/move_acc": totals["beam_right"] / n_moves, "beam/game_acc": totals["beam_games"] / games,
         "continuity/move_acc": totals["continuity_right"] / n_moves,
         "continuity/game_acc": totals["continuity_games"] / games,
+        "beam/corrections": totals["corrections"],
         "delay_p50_s": float(np.median(delays)) if delays else float("nan"),
         "delay_max_s": float(np.max(delays)) if delays else float("nan"),
         "decode_p50_ms": float(np.median(decode_ms)) if decode_ms else float("nan"),
@@ -183,5 +185,5 @@ def summary_table(metrics: dict[str, float]) -> str:
         f"# Broadcast of {int(metrics['games'])} rendered games ({int(metrics['moves'])} plies)", "",
         "| decoder | moves right (until the first wrong one) | games entirely right |", "|---|---:|---:|", *rows, "",
         f"Delay from a move's settled frame to its PGN entry: p50 {metrics['delay_p50_s']:.2f} s, "
-        f"max {metrics['delay_max_s']:.2f} s. Decode p50 {metrics['decode_p50_ms']:.1f} ms; "
-        f"{metrics['frames_per_s']:.1f} frames/s overall.", ""])
+        f"max {metrics['delay_max_s']:.2f} s; the PGN was corrected {int(metrics['beam/corrections'])} times. "
+        f"Decode p50 {metrics['decode_p50_ms']:.1f} ms; {metrics['frames_per_s']:.1f} frames/s overall.", ""])

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     parser.add_argument("--a1", choices=A1_POSITIONS, default=None, help="with --corners: image corner nearest a1")
     parser.add_argument("--fps", type=float, default=None, help="frame rate of a frame folder (default 5)")
     parser.add_argument("--beam-width", type=int, default=6, help="histories the game decoder keeps (default 6)")
+    parser.add_argument("--max-delay", type=float, default=1.5, metavar="SECONDS",
+                        help="publish the best reading of a move this long after it was seen, even if a close "
+                             "rival still disagrees (a later correction rewrites the PGN; default 1.5)")
     parser.add_argument("--serve", type=int, default=None, metavar="PORT",
                         help="also serve the current PGN over HTTP at http://HOST:PORT/game.pgn")
     parser.add_argument("--host", default="127.0.0.1", help="address --serve binds to (default: localhost only)")
@@ -49,7 +52,9 @@ def _broadcast(args) -> int:
         raise UserError("--a1 needs --corners (without them the board is located and oriented)")
     if args.fps is not None and not args.fps > 0:
         raise UserError(f"--fps must be > 0, got {args.fps}")
-    options = BroadcastOptions(beam=BeamOptions(beam_width=args.beam_width))
+    if not args.max_delay >= 0:
+        raise UserError(f"--max-delay must be >= 0 seconds, got {args.max_delay}")
+    options = BroadcastOptions(beam=BeamOptions(beam_width=args.beam_width), max_delay_s=args.max_delay)
     frames = frames_from(args.source, args.fps)
     headers = {h: getattr(args, h.lower()) for h in HEADERS if getattr(args, h.lower()) is not None}
     pgn_path = Path(args.pgn)

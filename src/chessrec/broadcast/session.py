@@ -27,6 +27,7 @@ from chessrec.broadcast.settle import SettleDetector, SettleOptions, board_grey
 from chessrec.decoding import BeamOptions, DecodeOptions, GameBeam, log_probs_of
 from chessrec.errors import UserError
 from chessrec.geometry import order_corners
+from chessrec.labels import labels_from_board
 from chessrec.recognize import Recognizer
 
 
@@ -39,6 +40,13 @@ class BroadcastOptions:
     #: settled decodes per rolling confidence window; drift = the window's mean below the first's by ``drift_drop``
     drift_window: int = 10
     drift_drop: float = 0.05
+    #: seconds after the frame that showed a move when the best history's reading of it is published even
+    #: if a close rival still disagrees (a later correction rewrites the PGN): a broadcast cannot wait
+    max_delay_s: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not self.max_delay_s >= 0:
+            raise UserError(f"max_delay_s must be >= 0, got {self.max_delay_s}")
 
 
 @dataclass
@@ -50,6 +58,7 @@ class BroadcastSummary:
     no_board_frames: int = 0
     decode_ms: list[float] = field(default_factory=list)
     drift_warnings: int = 0
+    corrections: int = 0  # PGN rewrites that changed a published move
 
 
 class BroadcastSession:
@@ -68,6 +77,8 @@ class BroadcastSession:
         self.reference_confidence: float | None = None
         self.drifting = False
         self.lost = False  # warned once: the game is lost, the PGN keeps what was followed
+        self.fit_pending = False  # a board was located: fit it to the game's position on the next settled frame
+        self.decode_times: list[float] = []  # stream time of each frame pushed to the beam
 
     # --------------------------------------------------------------------------------- the board
     def board_corners(self, frame: Frame) -> np.ndarray | None:
@@ -92,11 +103,29 @@ class BroadcastSession:
             return None
         self.lock_failures = 0
         self.summary.relocations += 1
+        self.fit_pending = True
         self.settle.reset()
         self.outputs.event({"event": "located", "frame": frame.index, "t": round(frame.time_s, 3),
                             "a1": recognizer.lock.a1,
                             "corners": np.round(recognizer.lock.corners, 1).tolist()})
         return recognizer.lock.corners
+
+    def fit_located_board(self, frame: Frame, board_corners: np.ndarray) -> np.ndarray:
+        """The located board put right by the position the game stands in (one square off, a1 wrong).
+
+        Done on a settled frame (no hand over the board), once per location.
+        """
+        self.fit_pending = False
+        best = self.beam.best.board if self.beam.hypotheses else None
+        if best is None or best.king(chess.WHITE) is None:  # no playable position to fit to
+            return board_corners
+        corners, a1, gain = self.recognizer.fit_to_position(frame.pixels, board_corners, labels_from_board(best))
+        if gain > 0:
+            self.recognizer.lock_board(frame.pixels, corners, a1)
+            self.settle.previous = board_grey(frame.pixels, corners)  # the new warp is not motion
+            self.outputs.event({"event": "refitted", "frame": frame.index, "t": round(frame.time_s, 3), "a1": a1,
+                                "corners": np.round(corners, 1).tolist(), "gain": round(gain, 2)})
+        return corners
 
     def probabilities(self, frame: Frame, board_corners: np.ndarray) -> np.ndarray:
         """(64, 13) class probabilities of the board in this frame."""
@@ -111,12 +140,19 @@ class BroadcastSession:
             return None
         decode_now, motion = self.settle.push(board_grey(frame.pixels, board_corners), frame.time_s)
         if not decode_now:
+            update = self._publish(frame.time_s)  # a move may have come due
+            if update is not None:
+                self.outputs.event({"event": "publish", "frame": frame.index, "t": round(frame.time_s, 3),
+                                    "plies": len(self.outputs.published), "update": update, "reason": "deadline"})
             return None
         t0 = time.perf_counter()
+        if self.fit_pending and self.fixed_corners is None:
+            board_corners = self.fit_located_board(frame, board_corners)
         probs = self.probabilities(frame, board_corners)
         # a confirmation follows its period's first decode with no motion between: nothing can have moved
         best = self.beam.push(log_probs_of(probs), max_plies=0 if self.settle.confirming else None)
-        update = self.outputs.publish(self.beam.committed_moves())
+        self.decode_times.append(frame.time_s)
+        update = self._publish(frame.time_s)
         latency_ms = (time.perf_counter() - t0) * 1e3
         hypotheses = self.beam.hypotheses
         margin = best.score - hypotheses[1].score if len(hypotheses) > 1 else float("inf")
@@ -138,6 +174,24 @@ class BroadcastSession:
             print(f"chessrec broadcast: warning: {message}", file=sys.stderr)
         self._watch_drift(frame, confidence)
         return event
+
+    def _publish(self, now_s: float) -> str | None:
+        update = self.outputs.publish(self.publishable(now_s))
+        self.summary.corrections += int(update == "correction")
+        return update
+
+    def publishable(self, now_s: float) -> list[chess.Move]:
+        """The moves the PGN should show now: the best history's confirmed moves as far as every close
+        history agrees (:meth:`GameBeam.committed_moves`), as far as ``max_delay_s`` has passed since the
+        frame that showed them, and never fewer than the published moves it still agrees with."""
+        if not self.beam.hypotheses:
+            return self.outputs.published
+        plies = self.beam.best.confirmed_plies()
+        moves = [move for move, _ in plies]
+        due = sum(1 for _, frame in plies if now_s - self.decode_times[frame] >= self.options.max_delay_s - 1e-6)
+        kept = next((i for i, (a, b) in enumerate(zip(moves, self.outputs.published)) if a != b),
+                    min(len(moves), len(self.outputs.published)))
+        return moves[:max(len(self.beam.committed_moves()), due, kept)]
 
     def _watch_drift(self, frame: Frame, confidence: float) -> None:
         self.confidences.append(confidence)

@@ -6,7 +6,10 @@ a misread frame sends it down a wrong line that later frames can break but never
 positions, one per position reached), so later frames outvote an earlier misreading; a frame that
 no continuation explains is skipped at a price of ``skip_penalty`` nats rather than breaking the
 game, and only a run of ``restart_after`` skipped frames (moves missed, a new game) starts the
-search again from the frame's own reading.  ``beam`` is the batch form: it reads every frame of a
+search again from the frame's own reading.  "Explains" is measured against the frame's own best
+reading less the *misfit* the game has shown so far (the median gap of the best history's last read
+frames): a fixed camera over a fixed set misreads the same squares frame after frame, and those
+persistent errors must not pass for a frame nothing explains.  ``beam`` is the batch form: it reads every frame of a
 recorded game and returns the positions of the single best history, a smoother rather than a filter.
 """
 
@@ -41,6 +44,10 @@ class BeamOptions:
     extra_ply_penalty: float = 6.0
     #: search two plies on only when one ply leaves the frame this many nats below its own reading
     deepen_margin: float = 3.0
+    #: read frames of the best history whose misfit (own reading less the history's, nats) sets the baseline
+    misfit_frames: int = 8
+    #: the baseline's ceiling: a game whose first frames fit this badly is not being followed at all
+    max_misfit: float = 60.0
 
     def __post_init__(self) -> None:
         if self.beam_width < 1:
@@ -50,6 +57,9 @@ class BeamOptions:
                             f"{self.commit_margin}")
         if self.restart_after < 1:
             raise UserError(f"restart_after must be >= 1, got {self.restart_after}")
+        if self.misfit_frames < 1 or not self.max_misfit >= 0:
+            raise UserError(f"misfit_frames must be >= 1 and max_misfit >= 0, got {self.misfit_frames}, "
+                            f"{self.max_misfit}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class _Step:
     skipped: bool  # the frame was declared misread: labels carry the previous position
     restarted: bool
     parent: _Step | None
+    misfit: float = 0.0  # the frame's own best reading less this step's reading of it (nats; read steps)
 
 
 @dataclass(frozen=True)
@@ -94,11 +105,15 @@ class Hypothesis:
         """The moves of :meth:`line`: a legal sequence from the first position."""
         return [move for step in self.line() for move in step.moves]
 
-    def confirmed_moves(self) -> list[chess.Move]:
-        """The moves of :meth:`line` that a later frame, read and not skipped, has seen standing."""
+    def confirmed_plies(self) -> list[tuple[chess.Move, int]]:
+        """(move, frame that first showed it) for the moves of :meth:`line` that a later frame, read
+        and not skipped, has seen standing."""
         steps = self.line()
         last_read = max((i for i, step in enumerate(steps) if not step.skipped), default=0)
-        return [move for step in steps[:last_read] for move in step.moves]
+        return [(move, step.frame) for step in steps[:last_read] for move in step.moves]
+
+    def confirmed_moves(self) -> list[chess.Move]:
+        return [move for move, _ in self.confirmed_plies()]
 
 
 def _key(board: chess.Board) -> tuple:
@@ -128,13 +143,28 @@ class GameBeam:
             raise ValueError("no frame has been pushed yet")
         return self.hypotheses[0]
 
+    def misfit(self) -> float | None:
+        """How badly this game's frames are usually explained (nats; None before any frame was read).
+
+        The median misfit of the best history's last ``misfit_frames`` read frames, or its last read
+        frame's if that is higher: a move can bring new persistent misreadings, and the frames
+        after it fit as badly as it did.
+        """
+        misfits, step = [], self.best.step if self.hypotheses else None
+        while step is not None and len(misfits) < self.beam_options.misfit_frames:
+            if not step.skipped and step.frame >= 0:
+                misfits.append(step.misfit)
+            step = step.parent
+        return max(float(np.median(misfits)), misfits[0]) if misfits else None
+
     def _seed(self, log_probs: np.ndarray, base: float, parent: _Step | None) -> list[Hypothesis]:
         """Histories starting at this frame's most probable legal readings (one per side to move)."""
-        seeds = []
+        seeds, own = [], constrained(log_probs, self.options).log_prob
         for labels in k_best_boards(log_probs, self.options.topk, strict=True):
             for root in roots_of(labels):
-                step = _Step(self.frames, root, labels, (), False, True, parent)
-                seeds.append(Hypothesis(base + board_log_prob(log_probs, labels), step))
+                score = board_log_prob(log_probs, labels)
+                step = _Step(self.frames, root, labels, (), False, True, parent, max(own - score, 0.0))
+                seeds.append(Hypothesis(base + score, step))
             if len(seeds) >= self.beam_options.beam_width:
                 break
         if not seeds:  # nothing legal among the k best: carry the frame's own reading, unplayable
@@ -154,31 +184,20 @@ class GameBeam:
             self.hypotheses = self._prune(self._seed(log_probs, 0.0, None))
         else:
             own = constrained(log_probs, self.options).log_prob
-            candidates: dict[tuple, Hypothesis] = {}
-
-            def offer(h: Hypothesis) -> None:
-                key = _key(h.board)
-                if key not in candidates or h.score > candidates[key].score:
-                    candidates[key] = h
-
             playable = [h for h in self.hypotheses if h.board.king(chess.WHITE) is not None]  # not unplayable seeds
             limit = self.options.max_plies if max_plies is None else min(max_plies, self.options.max_plies)
-            expansions = self._expand(playable, log_probs, own, limit)
-            for h, (entries, placements, scores) in zip(playable, expansions):
-                # a continuation that explains the frame worse than calling it misread is no explanation:
-                # the history's skip (below) stands for it, and junk cannot crowd the beam
-                explained = np.flatnonzero(scores > own - beam.skip_penalty)
-                for i in explained[np.argsort(-scores[explained], kind="stable")][:beam.beam_width]:
-                    root, moves = entries[i]
-                    board = _after(root, moves)
-                    step = _Step(self.frames, board, _labels_of_placement(placements[i]), moves, False, False, h.step)
-                    offer(Hypothesis(h.score + float(scores[i]), step))
-            for h in self.hypotheses:
-                skip = _Step(self.frames, h.board, h.step.labels, (), True, False, h.step)
-                # a skip is scored against the frame's own best reading: it costs skip_penalty at least
-                candidates.setdefault(("skip", *_key(h.board)),
-                                      Hypothesis(h.score + own - beam.skip_penalty, skip, h.misses + 1))
-            ranked = self._prune(list(candidates.values()))
+            misfit = self.misfit()
+            if misfit is None:  # the first frame: the game's best one-ply explanation of it sets the baseline
+                misfit = self._first_misfit(playable, log_probs, own, limit)
+            expansions = self._expand(playable, log_probs, own - misfit, limit)
+            ranked = self._rank(playable, expansions, own, own - misfit)
+            if not ranked or ranked[0].misses >= beam.restart_after:
+                # frames in a row that fit no history as well as the game's frames used to: more likely new
+                # persistent misreadings (a piece moved where the camera reads it badly) than garbage, as long
+                # as some continuation still fits within max_misfit: read the best ones before giving up
+                best = max((float(e[2].max()) for e in expansions if len(e[2])), default=-np.inf)
+                if best >= own - beam.max_misfit:
+                    ranked = self._rank(playable, expansions, own, best)
             if not ranked or ranked[0].misses >= beam.restart_after:
                 base = ranked[0].score if ranked else 0.0
                 parent = ranked[0].step if ranked else None
@@ -187,11 +206,47 @@ class GameBeam:
         self.frames += 1
         return self.best
 
-    def _expand(self, hypotheses: list[Hypothesis], log_probs: np.ndarray, own: float, max_plies: int) -> list[tuple]:
+    def _rank(self, playable: list[Hypothesis], expansions: list[tuple], own: float,
+              reference: float) -> list[Hypothesis]:
+        """The beam after this frame: each history's continuations that explain it within ``skip_penalty``
+        of ``reference`` (one per position reached, the most probable), and each history's skip."""
+        beam = self.beam_options
+        candidates: dict[tuple, Hypothesis] = {}
+
+        def offer(key: tuple, h: Hypothesis) -> None:
+            if key not in candidates or h.score > candidates[key].score:
+                candidates[key] = h
+
+        for h, (entries, placements, scores) in zip(playable, expansions):
+            # a continuation that explains the frame worse than calling it misread is no explanation:
+            # the history's skip (below) stands for it, and junk cannot crowd the beam
+            explained = np.flatnonzero(scores > reference - beam.skip_penalty)
+            for i in explained[np.argsort(-scores[explained], kind="stable")][:beam.beam_width]:
+                root, moves = entries[i]
+                board = _after(root, moves)
+                step = _Step(self.frames, board, _labels_of_placement(placements[i]), moves, False, False, h.step,
+                             own - float(scores[i]))
+                offer(_key(board), Hypothesis(h.score + float(scores[i]), step))
+        for h in self.hypotheses:
+            skip = _Step(self.frames, h.board, h.step.labels, (), True, False, h.step)
+            # a skip is scored against the reference fit of a frame: it costs skip_penalty more
+            candidates.setdefault(("skip", *_key(h.board)),
+                                  Hypothesis(h.score + reference - beam.skip_penalty, skip, h.misses + 1))
+        return self._prune(list(candidates.values()))
+
+    def _first_misfit(self, hypotheses: list[Hypothesis], log_probs: np.ndarray, own: float, max_plies: int) -> float:
+        """How far the best continuation (one ply at most) falls short of the frame's own reading."""
+        best = max((placement_scores(log_probs, reachable([h.board], min(1, max_plies))[1]).max()
+                    for h in hypotheses), default=own)
+        return min(max(own - float(best), 0.0), self.beam_options.max_misfit)
+
+    def _expand(self, hypotheses: list[Hypothesis], log_probs: np.ndarray, reference: float,
+                max_plies: int) -> list[tuple]:
         """Each history's positions 0..max_plies moves on, with their frame scores.
 
         Two plies cost ~30x one: they are searched only when no history's one-ply continuation
-        comes within ``deepen_margin`` nats of the frame's own reading (a missed frame, a fast reply).
+        comes within ``deepen_margin`` nats of ``reference`` (the frame's own reading less the
+        game's misfit: a missed frame, a fast reply).
         """
         expansions = []
         for plies in range(min(1, max_plies), max_plies + 1):
@@ -201,7 +256,7 @@ class GameBeam:
                 extra = np.array([max(len(moves) - 1, 0) for _, moves in entries])
                 scores = placement_scores(log_probs, placements) - self.beam_options.extra_ply_penalty * extra
                 expansions.append((entries, placements, scores))
-            if max((e[2].max() for e in expansions), default=-np.inf) >= own - self.beam_options.deepen_margin:
+            if max((e[2].max() for e in expansions), default=-np.inf) >= reference - self.beam_options.deepen_margin:
                 break
         return expansions
 

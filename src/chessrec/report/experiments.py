@@ -27,6 +27,7 @@ TRAIN_METRICS = "dvclive/train/metrics.json"
 EVALUATE_METRICS = "dvclive/evaluate/metrics.json"
 EXPORT_METRICS = "dvclive/export/metrics.json"
 ADAPT_METRICS = "dvclive/adapt/metrics.json"
+BROADCAST_METRICS = "dvclive/broadcast/metrics.json"
 #: deployed artefacts the export stage scores (chessrec.deploy.compare.VARIANTS); each becomes a row
 #: of its own, named "<experiment> · <artefact>", with its own accuracy, latency and inference energy
 ARTEFACTS = ("torch", "onnx_fp32", "onnx_int8")
@@ -61,6 +62,8 @@ class ExperimentRow:
     latency_runs: int = 1  # measurements behind latency_ms (see pool_latency)
     new_set_base_square_acc: float | None = None  # the adapt stage: a set never trained on, before adapting
     new_set_adapted_square_acc: float | None = None  # ... and after adapting on a few photos of it
+    broadcast_move_acc: float | None = None  # the broadcast stage, beam decoder: moves right up to the first wrong
+    broadcast_game_acc: float | None = None  # ... and games entirely right
 
     @property
     def board_acc_half_width(self) -> float | None:
@@ -133,6 +136,7 @@ def row_from_data(name: str, rev: str, data: dict, latency_metrics: Sequence[str
     train = _file_data(data.get("metrics"), TRAIN_METRICS)
     evaluate = _file_data(data.get("metrics"), EVALUATE_METRICS)
     adapt = _file_data(data.get("metrics"), ADAPT_METRICS)
+    broadcast = _file_data(data.get("metrics"), BROADCAST_METRICS)
     return ExperimentRow(
         name=name,
         rev=rev,
@@ -150,6 +154,8 @@ def row_from_data(name: str, rev: str, data: dict, latency_metrics: Sequence[str
         inference_energy_measured=_flag(evaluate.get("energy/measured")),
         new_set_base_square_acc=finite_number(adapt.get("base/square_acc")),
         new_set_adapted_square_acc=finite_number(adapt.get("adapted/square_acc")),
+        broadcast_move_acc=finite_number(broadcast.get("beam/move_acc")),
+        broadcast_game_acc=finite_number(broadcast.get("beam/game_acc")),
     )
 
 
@@ -175,7 +181,8 @@ def artefact_rows(row: ExperimentRow, data: dict) -> list[ExperimentRow]:
             **{key: value[key] for key in ("board_acc", "board_acc_low", "board_acc_high", "square_acc",
                                            "square_acc_low", "square_acc_high")},
             latency_ms=latency, inference_j_per_board=value["energy_j_per_board"],
-            new_set_base_square_acc=None, new_set_adapted_square_acc=None,  # the adapt stage scores the checkpoint
+            new_set_base_square_acc=None, new_set_adapted_square_acc=None,  # the adapt and broadcast stages
+            broadcast_move_acc=None, broadcast_game_acc=None,  # score the checkpoint, not the artefacts
             inference_energy_measured=None if value["energy_measured"] is None else value["energy_measured"] >= 0.5,
         ))
     return rows

@@ -141,14 +141,21 @@ def _adapted(row: ExperimentRow) -> str:
     return f"{100 * row.new_set_base_square_acc:.2f}% → {100 * row.new_set_adapted_square_acc:.2f}%"
 
 
+def _broadcast(row: ExperimentRow) -> str:
+    """The broadcast stage's figures: moves right (up to the first wrong one) and games entirely right."""
+    if row.broadcast_move_acc is None or row.broadcast_game_acc is None:
+        return "—"
+    return f"{100 * row.broadcast_move_acc:.1f}% / {100 * row.broadcast_game_acc:.0f}%"
+
+
 def _experiment_table(rows: list[ExperimentRow]) -> list[str]:
     swept = varying_params(rows)
     on_energy = {r.name for r in pareto_front(rows, ENERGY)}
     on_latency = {r.name for r in pareto_front(rows, LATENCY)}
     lines = ["| experiment | " + " | ".join(f"`{k}`" for k in swept)
              + " | board acc [95% interval] | square acc [95% interval] | training energy (kJ) | latency (ms) | inference J/board"
-             + " | new set squares: base → adapted | front |",
-             "|---|" + "---|" * len(swept) + "---|---|---|---|---|---|---|"]
+             + " | new set squares: base → adapted | broadcast moves / games right | front |",
+             "|---|" + "---|" * len(swept) + "---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (-(r.board_acc or 0.0), r.name)):
         fronts = ", ".join(n for n, names in (("energy", on_energy), ("latency", on_latency)) if r.name in names)
         inference = "—" if r.inference_j_per_board is None else (
@@ -158,7 +165,7 @@ def _experiment_table(rows: list[ExperimentRow]) -> list[str]:
                      + f" | {_interval(r.board_acc, r.board_acc_low, r.board_acc_high)}"
                      + f" | {_interval(r.square_acc, r.square_acc_low, r.square_acc_high)} | {energy} | {_fmt(r.latency_ms)}"
                      + (f" (median of {r.latency_runs})" if r.latency_runs > 1 else "")
-                     + f" | {inference} | {_adapted(r)} | {fronts or '—'} |")
+                     + f" | {inference} | {_adapted(r)} | {_broadcast(r)} | {fronts or '—'} |")
     if any(r.latency_runs > 1 for r in rows):
         lines += ["", "Latency is a property of the network, not of its training: experiments that run the same "
                   "network at inference (equal `model.*`, `features.*`, `train.head`, `trainer.precision` and "
