@@ -235,3 +235,18 @@ def test_a_board_located_one_square_off_is_put_right_by_the_start_position(tmp_p
     refits = [json.loads(e) for e in (tmp_path / "events.jsonl").read_text().splitlines() if '"refitted"' in e]
     assert len(refits) == 1 and refits[0]["gain"] > 0
     np.testing.assert_allclose(recognizer.lock.corners, corners, atol=1.0)  # the true board, a1 where it is
+
+
+def test_benchmark_games_are_as_long_as_asked_and_legal():
+    """The broadcast stage scores games of exactly ``plies`` plies: one that ends sooner is played again."""
+    from chessrec.broadcast.benchmark import play_game
+
+    rng = np.random.default_rng(11006)  # this seed's first game by the policy is mated after 11 plies
+    moves = play_game(rng, 40)
+    board = chess.Board()
+    for move in moves:
+        assert move in board.legal_moves
+        board.push(move)
+    assert len(moves) == 40
+    with pytest.raises(ValueError, match="fewer plies"):
+        play_game(np.random.default_rng(0), 400, attempts=2)

@@ -1,13 +1,14 @@
 """Scoring broadcast with no camera: rendered games under a fixed camera, hands, noise, light drift.
 
-Each game is played by the renderer's move policy from the initial position; every position is
-rendered once under the game's camera, set and light, then shown as a video would show it: a
+Each game is played by the renderer's move policy from the initial position (exactly ``plies``
+plies: a game that ends sooner is played again); every position is rendered once under the
+game's camera, set and light, then shown as a video would show it: a
 frame with a hand over the board (the move being made), then ``still_frames`` frames with fresh
 sensor noise and a slow drift of the light.  The broadcast session follows the stream as
 ``chessrec broadcast`` does; the frame-by-frame ``continuity`` chain (:class:`GameTracker`) is
 run on the very same decoded frames as the baseline.  Delay is counted from the first frame at
-which the moved position stands still to the frame whose decode put the move in the PGN, plus
-that decode's own latency.
+which the moved position stands still to the frame that put the move in the PGN (its decode, or
+the deadline of ``max_delay_s``), plus that frame's processing time.
 """
 
 from __future__ import annotations
@@ -40,13 +41,18 @@ class RenderedGame:
     corners: np.ndarray
 
 
-def play_game(rng: np.random.Generator, plies: int) -> list[chess.Move]:
-    board, moves = chess.Board(), []
-    while len(moves) < plies and not board.is_game_over():
-        move = policy_move(board, rng)
-        moves.append(move)
-        board.push(move)
-    return moves
+def play_game(rng: np.random.Generator, plies: int, attempts: int = 50) -> list[chess.Move]:
+    """A game of exactly ``plies`` plies by the renderer's move policy: one that ends sooner (mate,
+    a draw) is played again with the next draws, so every scored game is as long as asked."""
+    for _ in range(attempts):
+        board, moves = chess.Board(), []
+        while len(moves) < plies and not board.is_game_over():
+            move = policy_move(board, rng)
+            moves.append(move)
+            board.push(move)
+        if len(moves) == plies:
+            return moves
+    raise ValueError(f"no game of {plies} plies in {attempts} attempts: ask for fewer plies")
 
 
 def _hand(image: np.ndarray, corners: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -102,8 +108,10 @@ class TimedSession(BroadcastSession):
         t0 = time.perf_counter()
         event = super().feed(frame)
         latency_ms = (time.perf_counter() - t0) * 1e3  # the whole frame's processing, lock check included
-        for ply, move in enumerate(self.outputs.published):
-            if ply < len(self.truth) and move == self.truth[ply] and ply not in self.published_at:
+        published = self.outputs.published
+        right = _moves_right(published, self.truth)  # a move counts once the PGN shows the game right up to it
+        for ply in range(right):
+            if ply not in self.published_at:
                 self.published_at[ply] = (frame.time_s, latency_ms)
         return event
 
