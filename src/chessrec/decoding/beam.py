@@ -5,12 +5,14 @@ a misread frame sends it down a wrong line that later frames can break but never
 :class:`GameBeam` keeps the ``beam_width`` most probable histories instead (a Viterbi beam over
 positions, one per position reached), so later frames outvote an earlier misreading; a frame that
 no continuation explains is skipped at a price of ``skip_penalty`` nats rather than breaking the
-game, and only a run of ``restart_after`` skipped frames (moves missed, a new game) starts the
-search again from the frame's own reading.  "Explains" is measured against the frame's own best
-reading less the *misfit* the game has shown so far (the median gap of the best history's last read
-frames): a fixed camera over a fixed set misreads the same squares frame after frame, and those
-persistent errors must not pass for a frame nothing explains.  ``beam`` is the batch form: it reads every frame of a
-recorded game and returns the positions of the single best history, a smoother rather than a filter.
+game.  "Explains" is measured against the frame's own best reading less the *misfit* the game has
+shown so far (the median gap of the best history's last read frames): a fixed camera over a fixed
+set misreads the same squares frame after frame, and those persistent errors must not pass for a
+frame nothing explains (``persistent_misreadings``).  A run of ``restart_after`` unexplained
+frames first reads the best continuations anyway (new persistent misreadings), and only when even
+those fit worse than ``max_misfit`` (moves missed, a new game) starts the search again from the
+frame's own reading.  ``beam`` is the batch form: it reads every frame of a recorded game and
+returns the positions of the single best history, a smoother rather than a filter.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class BeamOptions:
     extra_ply_penalty: float = 6.0
     #: search two plies on only when one ply leaves the frame this many nats below its own reading
     deepen_margin: float = 3.0
+    #: the frames come from one fixed camera, which misreads the same squares in each: "explained" is
+    #: measured against the game's own misfit.  False for photos each from its own camera, whose
+    #: misreadings are independent: a frame that fits badly is then evidence of a misreading
+    persistent_misreadings: bool = True
     #: read frames of the best history whose misfit (own reading less the history's, nats) sets the baseline
     misfit_frames: int = 8
     #: the baseline's ceiling: a game whose first frames fit this badly is not being followed at all
@@ -186,7 +192,7 @@ class GameBeam:
             own = constrained(log_probs, self.options).log_prob
             playable = [h for h in self.hypotheses if h.board.king(chess.WHITE) is not None]  # not unplayable seeds
             limit = self.options.max_plies if max_plies is None else min(max_plies, self.options.max_plies)
-            misfit = self.misfit()
+            misfit = self.misfit() if beam.persistent_misreadings else 0.0
             if misfit is None:  # the first frame: the game's best one-ply explanation of it sets the baseline
                 misfit = self._first_misfit(playable, log_probs, own, limit)
             expansions = self._expand(playable, log_probs, own - misfit, limit)
@@ -325,5 +331,6 @@ def _best_of(log_probs: np.ndarray, positions: list[np.ndarray], valid: bool) ->
 
 
 def beam(log_probs_seq: np.ndarray, options: DecodeOptions) -> list[Decoded]:
-    """The ``beam`` sequence decoder: frames of one recorded game -> positions of its best history."""
-    return decode_best_history(log_probs_seq, options)
+    """The ``beam`` sequence decoder: photos of one game, each from its own camera (the test split's
+    games), -> positions of its best history.  Their misreadings are independent, so no misfit is kept."""
+    return decode_best_history(log_probs_seq, options, BeamOptions(persistent_misreadings=False))
