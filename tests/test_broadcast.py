@@ -161,6 +161,24 @@ def test_the_pgn_is_served_on_localhost_and_grows_while_frames_arrive(game_frame
     assert SANS[:len(middle)] == middle and final == SANS
 
 
+def test_a_takeback_removes_the_moves_from_the_pgn_and_the_game_goes_on(game_frames, tmp_path):
+    """Bc4 Bc5 stand, then both are taken back (an arbiter restores the position) and Bb5 is played."""
+    folder, shows, corners, a1 = game_frames
+    restored = _positions()[4]
+    instead = restored.copy()
+    instead.push_san("Bb5")
+    script = {i: {7: restored, 8: instead}[shown] for i, shown in enumerate(shows) if shown in (7, 8)}
+    outputs = BroadcastOutputs(tmp_path / "game.pgn", tmp_path / "events.jsonl", chess.Board(), {})
+    session = ScriptedSession(Recognizer(model="unused.ckpt"), outputs, chess.Board(), corners=corners, a1=a1,
+                              shows=shows, misread=script)
+    session.run(frames_from(str(folder)))
+    outputs.close()
+    assert _pgn_moves((tmp_path / "game.pgn").read_text()) == [*SANS[:4], "Bb5"]
+    decodes = [json.loads(e) for e in (tmp_path / "events.jsonl").read_text().splitlines() if '"decode"' in e]
+    assert max(e["plies"] for e in decodes) == 6  # Bc4 Bc5 were published ...
+    assert any(e["taken_back"] == 2 for e in decodes) and session.summary.corrections == 1  # ... and taken back
+
+
 def test_broadcast_inputs_are_checked_with_one_line_errors(tmp_path, capsys):
     not_video = tmp_path / "clip.mp4"
     not_video.write_text("not a video")

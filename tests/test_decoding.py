@@ -280,3 +280,26 @@ def test_streaming_beam_follows_a_fixed_camera_that_misreads_the_same_squares_in
     assert [replay.san_and_push(m) for m in game.best.moves()] == sans
     assert not any(step.restarted for step in game.best.steps())
     assert len(game.committed_moves()) == len(sans)  # the last move too: its confirmation has been read
+
+
+def test_streaming_beam_follows_a_takeback_and_the_moves_played_instead():
+    """4. Bc4 Nf6 stand for two still periods, both are taken back (an arbiter restores the position
+    before them), and 4. Bb5 a6 are played instead: the game must drop the two moves, not break."""
+    before = _game(["e4", "e5", "Nf3", "Nc6"])
+    shown = [*before[1:], *_game(["e4", "e5", "Nf3", "Nc6", "Bc4", "Nf6"])[-2:], before[-1],
+             *_game(["e4", "e5", "Nf3", "Nc6", "Bb5", "a6"])[-2:]]
+
+    def follow(beam: BeamOptions) -> tuple[GameBeam, list[int]]:
+        game, committed = GameBeam(beam=beam, start=chess.Board()), []
+        for labels in shown:
+            for _ in range(2):  # settled, then confirmed
+                game.push(log_probs_of(confident(fen_from_labels(labels), 0.9)))
+                committed.append(len(game.committed_moves()))
+        return game, committed
+
+    game, committed = follow(BeamOptions())
+    assert chess.Board().variation_san(game.best.moves()) == "1. e4 e5 2. Nf3 Nc6 3. Bb5 a6"
+    assert [step.taken_back for step in game.best.steps()].count(2) == 1
+    assert max(committed[:12]) == 6 and committed[13] == 4  # Bc4 Nf6 were committed, then taken back
+    without, _ = follow(BeamOptions(takeback_penalty=None))
+    assert without.best.moves()[:6] != game.best.moves()  # without takebacks the game is lost

@@ -164,6 +164,7 @@ class BroadcastSession:
         event = {"event": "decode", "frame": frame.index, "t": round(frame.time_s, 3), "motion": round(motion, 2),
                  "latency_ms": round(latency_ms, 2), "margin": round(min(margin, 1e9), 2),
                  "confidence": round(confidence, 4), "skipped": best.step.skipped,
+                 "taken_back": best.step.taken_back,
                  "plies": len(self.outputs.published), "update": update}
         self.outputs.event(event)
         if best.step.restarted and not self.lost:  # no history from the start explains the frames: the line is lost

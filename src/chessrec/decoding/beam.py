@@ -46,6 +46,11 @@ class BeamOptions:
     extra_ply_penalty: float = 6.0
     #: search two plies on only when one ply leaves the frame this many nats below its own reading
     deepen_margin: float = 3.0
+    #: nats a history pays for going back to the position one or two plies before (moves taken back: an
+    #: illegal move put right by the arbiter).  Below extra_ply_penalty, so that a board back where it
+    #: stood two plies ago reads as a takeback, as electronic boards read it, not as two moves that
+    #: undo each other within one still period.  None never considers it
+    takeback_penalty: float | None = 5.0
     #: the frames come from one fixed camera, which misreads the same squares in each: "explained" is
     #: measured against the game's own misfit.  False for photos each from its own camera, whose
     #: misreadings are independent: a frame that fits badly is then evidence of a misreading
@@ -80,6 +85,7 @@ class _Step:
     restarted: bool
     parent: _Step | None
     misfit: float = 0.0  # the frame's own best reading less this step's reading of it (nats; read steps)
+    taken_back: int = 0  # plies this step took back (the board returned to an earlier position of the line)
 
 
 @dataclass(frozen=True)
@@ -108,18 +114,47 @@ class Hypothesis:
         return steps[:next((i for i, step in enumerate(steps) if i > 0 and step.restarted), len(steps))]
 
     def moves(self) -> list[chess.Move]:
-        """The moves of :meth:`line`: a legal sequence from the first position."""
-        return [move for step in self.line() for move in step.moves]
+        """The moves of :meth:`line`, takebacks applied: a legal sequence from the first position."""
+        return [move for move, _ in _played(self.line())]
 
     def confirmed_plies(self) -> list[tuple[chess.Move, int]]:
         """(move, frame that first showed it) for the moves of :meth:`line` that a later frame, read
-        and not skipped, has seen standing."""
+        and not skipped, has seen standing (a takeback, likewise, once a later frame has seen it)."""
         steps = self.line()
         last_read = max((i for i, step in enumerate(steps) if not step.skipped), default=0)
-        return [(move, step.frame) for step in steps[:last_read] for move in step.moves]
+        return _played(steps[:last_read])
 
     def confirmed_moves(self) -> list[chess.Move]:
         return [move for move, _ in self.confirmed_plies()]
+
+
+def _played(steps: Sequence[_Step]) -> list[tuple[chess.Move, int]]:
+    """(move, frame) of the moves the steps play, in order, less those a later step took back."""
+    plies: list[tuple[chess.Move, int]] = []
+    for step in steps:
+        del plies[len(plies) - step.taken_back:]
+        plies += [(move, step.frame) for move in step.moves]
+    return plies
+
+
+def _positions_back(h: Hypothesis, plies: int) -> list[tuple[int, chess.Board]]:
+    """(k, board) for the positions 1..``plies`` plies back along the history's line: where a takeback returns."""
+    out, back = [], 0
+    for step in reversed(h.line()):
+        if back >= plies or step.parent is None or step.restarted:
+            break
+        if step.taken_back or not step.moves:
+            if step.taken_back:
+                break  # one takeback at a time: what it restored is not taken back again through it
+            continue
+        before = step.parent.board
+        boards = [_after(before, step.moves[:i]) for i in range(len(step.moves) - 1, -1, -1)]
+        for board in boards:
+            back += 1
+            if back > plies:
+                break
+            out.append((back, board))
+    return out
 
 
 def _key(board: chess.Board) -> tuple:
@@ -195,7 +230,8 @@ class GameBeam:
             misfit = self.misfit() if beam.persistent_misreadings else 0.0
             if misfit is None:  # the first frame: the game's best one-ply explanation of it sets the baseline
                 misfit = self._first_misfit(playable, log_probs, own, limit)
-            expansions = self._expand(playable, log_probs, own - misfit, limit)
+            expansions = self._with_takebacks(playable, self._expand(playable, log_probs, own - misfit, limit),
+                                              log_probs, limit)
             ranked = self._rank(playable, expansions, own, own - misfit)
             if not ranked or ranked[0].misses >= beam.restart_after:
                 # frames in a row that fit no history as well as the game's frames used to: more likely new
@@ -212,6 +248,25 @@ class GameBeam:
         self.frames += 1
         return self.best
 
+    def _with_takebacks(self, playable: list[Hypothesis], expansions: list[tuple], log_probs: np.ndarray,
+                        max_plies: int) -> list[tuple]:
+        """Each history's continuations plus its positions one and two plies back, at ``takeback_penalty``."""
+        penalty = self.beam_options.takeback_penalty
+        if penalty is None or max_plies == 0:
+            return [(entries, placements, scores, [0] * len(entries)) for entries, placements, scores in expansions]
+        out = []
+        for h, (entries, placements, scores) in zip(playable, expansions):
+            back = _positions_back(h, 2)
+            if not back:
+                out.append((entries, placements, scores, [0] * len(entries)))
+                continue
+            _, earlier = reachable([board for _, board in back], 0)
+            out.append(([*entries, *((board, ()) for _, board in back)],
+                        np.concatenate([placements, earlier]),
+                        np.concatenate([scores, placement_scores(log_probs, earlier) - penalty]),
+                        [0] * len(entries) + [k for k, _ in back]))
+        return out
+
     def _rank(self, playable: list[Hypothesis], expansions: list[tuple], own: float,
               reference: float) -> list[Hypothesis]:
         """The beam after this frame: each history's continuations that explain it within ``skip_penalty``
@@ -223,7 +278,7 @@ class GameBeam:
             if key not in candidates or h.score > candidates[key].score:
                 candidates[key] = h
 
-        for h, (entries, placements, scores) in zip(playable, expansions):
+        for h, (entries, placements, scores, taken_back) in zip(playable, expansions):
             # a continuation that explains the frame worse than calling it misread is no explanation:
             # the history's skip (below) stands for it, and junk cannot crowd the beam
             explained = np.flatnonzero(scores > reference - beam.skip_penalty)
@@ -231,7 +286,7 @@ class GameBeam:
                 root, moves = entries[i]
                 board = _after(root, moves)
                 step = _Step(self.frames, board, _labels_of_placement(placements[i]), moves, False, False, h.step,
-                             own - float(scores[i]))
+                             own - float(scores[i]), taken_back[i])
                 offer(_key(board), Hypothesis(h.score + float(scores[i]), step))
         for h in self.hypotheses:
             skip = _Step(self.frames, h.board, h.step.labels, (), True, False, h.step)
