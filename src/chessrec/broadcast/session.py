@@ -79,6 +79,10 @@ class BroadcastSession:
         self.lost = False  # warned once: the game is lost, the PGN keeps what was followed
         self.fit_pending = False  # a board was located: fit it to the game's position on the next settled frame
         self.decode_times: list[float] = []  # stream time of each frame pushed to the beam
+        self._decoded_at = -1  # beam.frames when the best history's moves below were read
+        self._best_moves: list[chess.Move] = []
+        self._confirmed: list[tuple[chess.Move, int]] = []
+        self._committed = 0
 
     # --------------------------------------------------------------------------------- the board
     def board_corners(self, frame: Frame) -> np.ndarray | None:
@@ -184,15 +188,22 @@ class BroadcastSession:
     def publishable(self, now_s: float) -> list[chess.Move]:
         """The moves the PGN should show now: the best history's confirmed moves as far as every close
         history agrees (:meth:`GameBeam.committed_moves`), as far as ``max_delay_s`` has passed since the
-        frame that showed them, and never fewer than the published moves it still agrees with."""
+        frame that showed them, and never fewer than the published moves the best history still plays."""
         if not self.beam.hypotheses:
             return self.outputs.published
-        plies = self.beam.best.confirmed_plies()
-        moves = [move for move, _ in plies]
-        due = sum(1 for _, frame in plies if now_s - self.decode_times[frame] >= self.options.max_delay_s - 1e-6)
-        kept = next((i for i, (a, b) in enumerate(zip(moves, self.outputs.published)) if a != b),
-                    min(len(moves), len(self.outputs.published)))
-        return moves[:max(len(self.beam.committed_moves()), due, kept)]
+        if self._decoded_at != self.beam.frames:  # the histories change only at a decode: read them once
+            best = self.beam.best
+            self._decoded_at = self.beam.frames
+            self._best_moves, self._confirmed = best.moves(), best.confirmed_plies()
+            self._committed = len(self.beam.committed_moves())
+        published, confirmed = self.outputs.published, [move for move, _ in self._confirmed]
+        due = sum(1 for _, frame in self._confirmed
+                  if now_s - self.decode_times[frame] >= self.options.max_delay_s - 1e-6)
+        # the best history's moves extend its confirmed ones, except while a takeback awaits its confirmation:
+        # then the confirmed ones (the taken-back moves still in) stand until a later frame confirms it
+        in_best, in_confirmed = _common_prefix(published, self._best_moves), _common_prefix(published, confirmed)
+        base = self._best_moves if in_best >= in_confirmed else confirmed
+        return base[:max(self._committed, due, in_best, in_confirmed)]
 
     def _watch_drift(self, frame: Frame, confidence: float) -> None:
         self.confidences.append(confidence)
@@ -224,3 +235,7 @@ class BroadcastSession:
         for frame in frames:
             self.feed(frame)
         return self.finish()
+
+
+def _common_prefix(a: list[chess.Move], b: list[chess.Move]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

@@ -138,14 +138,14 @@ def _played(steps: Sequence[_Step]) -> list[tuple[chess.Move, int]]:
 
 
 def _positions_back(h: Hypothesis, plies: int) -> list[tuple[int, chess.Board]]:
-    """(k, board) for the positions 1..``plies`` plies back along the history's line: where a takeback returns."""
-    out, back = [], 0
-    for step in reversed(h.line()):
-        if back >= plies or step.parent is None or step.restarted:
-            break
-        if step.taken_back or not step.moves:
-            if step.taken_back:
-                break  # one takeback at a time: what it restored is not taken back again through it
+    """(k, board) for the positions 1..``plies`` plies back along the history's current line (since its
+    last restart, if any): where a takeback returns."""
+    out, back, step = [], 0, h.step
+    while step is not None and back < plies:
+        if step.parent is None or step.restarted or step.taken_back:
+            break  # the line's start; one takeback at a time: what it restored is not taken back through it
+        if not step.moves:
+            step = step.parent
             continue
         before = step.parent.board
         boards = [_after(before, step.moves[:i]) for i in range(len(step.moves) - 1, -1, -1)]
@@ -154,6 +154,7 @@ def _positions_back(h: Hypothesis, plies: int) -> list[tuple[int, chess.Board]]:
             if back > plies:
                 break
             out.append((back, board))
+        step = step.parent
     return out
 
 
@@ -232,14 +233,14 @@ class GameBeam:
                 misfit = self._first_misfit(playable, log_probs, own, limit)
             expansions = self._with_takebacks(playable, self._expand(playable, log_probs, own - misfit, limit),
                                               log_probs, limit)
-            ranked = self._rank(playable, expansions, own, own - misfit)
+            ranked = self._rank(playable, expansions, log_probs, own, own - misfit)
             if not ranked or ranked[0].misses >= beam.restart_after:
                 # frames in a row that fit no history as well as the game's frames used to: more likely new
                 # persistent misreadings (a piece moved where the camera reads it badly) than garbage, as long
                 # as some continuation still fits within max_misfit: read the best ones before giving up
                 best = max((float(e[2].max()) for e in expansions if len(e[2])), default=-np.inf)
                 if best >= own - beam.max_misfit:
-                    ranked = self._rank(playable, expansions, own, best)
+                    ranked = self._rank(playable, expansions, log_probs, own, best)
             if not ranked or ranked[0].misses >= beam.restart_after:
                 base = ranked[0].score if ranked else 0.0
                 parent = ranked[0].step if ranked else None
@@ -267,7 +268,7 @@ class GameBeam:
                         [0] * len(entries) + [k for k, _ in back]))
         return out
 
-    def _rank(self, playable: list[Hypothesis], expansions: list[tuple], own: float,
+    def _rank(self, playable: list[Hypothesis], expansions: list[tuple], log_probs: np.ndarray, own: float,
               reference: float) -> list[Hypothesis]:
         """The beam after this frame: each history's continuations that explain it within ``skip_penalty``
         of ``reference`` (one per position reached, the most probable), and each history's skip."""
@@ -285,8 +286,9 @@ class GameBeam:
             for i in explained[np.argsort(-scores[explained], kind="stable")][:beam.beam_width]:
                 root, moves = entries[i]
                 board = _after(root, moves)
+                fit = float(placement_scores(log_probs, placements[i:i + 1])[0])  # without the move penalties
                 step = _Step(self.frames, board, _labels_of_placement(placements[i]), moves, False, False, h.step,
-                             own - float(scores[i]), taken_back[i])
+                             own - fit, taken_back[i])
                 offer(_key(board), Hypothesis(h.score + float(scores[i]), step))
         for h in self.hypotheses:
             skip = _Step(self.frames, h.board, h.step.labels, (), True, False, h.step)
@@ -367,6 +369,8 @@ def decode_best_history(log_probs_seq: np.ndarray, options: DecodeOptions, beam:
             continue
         follows = before is not None and not step.restarted and before.board.king(chess.WHITE) is not None
         between = _positions_between(before.board, step.moves) if follows else [step.labels]
+        if step.taken_back:  # frames skipped just before a takeback may show where it returned to
+            between.append(step.labels)
         for skipped in pending:
             decoded[skipped.frame] = _best_of(log_probs_seq[skipped.frame], between, valid=follows)
         pending = []
@@ -387,5 +391,6 @@ def _best_of(log_probs: np.ndarray, positions: list[np.ndarray], valid: bool) ->
 
 def beam(log_probs_seq: np.ndarray, options: DecodeOptions) -> list[Decoded]:
     """The ``beam`` sequence decoder: photos of one game, each from its own camera (the test split's
-    games), -> positions of its best history.  Their misreadings are independent, so no misfit is kept."""
+    games), -> positions of its best history.  Their misreadings are independent, so no misfit is kept;
+    the rest (reading the best continuations before a restart, takebacks) is as in a broadcast."""
     return decode_best_history(log_probs_seq, options, BeamOptions(persistent_misreadings=False))
