@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fullest", dest="fullest", action="store_false")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a fine-tuning option of chessrec.config.FinetuneConfig (e.g. steps=400), repeatable")
+    parser.add_argument("--single-view", dest="mirror_average", action="store_false",
+                        help="score each crop once (default: also mirrored and averaged, as the recognizer reads it)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     try:
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--counts up to {max(args.counts)} leaves no photo of the {len(photos)} to score on")
         options = finetune_options(args.option)
         print(f"machine-speed reference {reference_ms():.1f} ms; base {args.model}; {len(photos)} photos", flush=True)
-        base = score_photos(args.model, photos)["constrained"]
+        base = score_photos(args.model, photos, mirror_average=args.mirror_average)["constrained"]
         print(f"base on all {len(photos)}: squares {base['square_acc']:.4f}, boards {base['board_acc']:.3f}, "
               f"errors/board {base['errors_per_board']:.2f}", flush=True)
         rows = []
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                     names = {p.path.name for p in chosen}
                     held_out = [p for p in photos if p.path.name not in names]
                     adapted = finetune(args.model, chosen, Path(tmp) / "adapted.ckpt", options, log=lambda _: None)
-                    scores = score_models({"base": args.model, "adapted": adapted.path}, held_out)
+                    scores = score_models({"base": args.model, "adapted": adapted.path}, held_out,
+                                          mirror_average=args.mirror_average)
                     before, after = scores["base"]["constrained"], scores["adapted"]["constrained"]
                     row = {"n": n, "draw": label, "photos": sorted(names), "held_out": len(held_out),
                            "fit_s": adapted.fit_s, "energy_j": adapted.energy_j, "energy_method": adapted.energy_method,

@@ -28,6 +28,7 @@ from chessrec.fileio import write_atomic
 from chessrec.geometry import CropSpec, board_sides, crop_contact_sheet, square_crops
 from chessrec.imageio import read_rgb
 from chessrec.inference.loader import load_model
+from chessrec.inference.views import with_views
 from chessrec.labels import CLASS_NAMES, BoardSample
 from chessrec.metrics import evaluate_predictions
 
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real-dev"))
     parser.add_argument("--board-px", type=int, nargs="+", default=[SYNTHETIC_BOARD_PX],
                         help=f"longest board side to shrink photos to; 0 = native (default {SYNTHETIC_BOARD_PX})")
+    parser.add_argument("--single-view", dest="mirror_average", action="store_false",
+                        help="read each crop once (default: also mirrored and averaged, as the recognizer reads it)")
     parser.add_argument("--out", type=Path, help="write the metrics here as JSON")
     parser.add_argument("--crops-png", type=Path, default=None,
                         help="also draw the model's crops of the first photos as a contact sheet "
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if any(px < 0 or 0 < px < 64 for px in args.board_px):
             raise UserError(f"--board-px must be 0 (native) or at least 64, got {args.board_px}")
-        model = load_model(args.model)
+        model = with_views(load_model(args.model), args.mirror_average)
         samples = load_chesscog(args.data).samples
         if not samples:
             raise UserError(f"{args.data}: no annotated photos")
@@ -129,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = dict(model.crop_specs)
     print(f"{len(samples)} photos from {args.data}; model {args.model} ({specs})")
     report = {"model": str(args.model), "data": str(args.data), "n_photos": len(samples),
+              "mirror_average": args.mirror_average,
               "crop_specs": {name: asdict(spec) for name, spec in specs.items()}, "by_board_px": {}}
     shown, *_ = specs  # the contact sheet shows the first spec's crops
     for board_px, crops in real_crops(samples, specs, args.board_px).items():

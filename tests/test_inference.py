@@ -27,6 +27,7 @@ from chessrec.inference.card import CARD_KEY, SQUARE_CROPS, ModelCard
 from chessrec.inference.loader import load_model
 from chessrec.inference.model import Cascade, SquareModel
 from chessrec.inference.torch_backend import TorchSquareModel, build_network
+from chessrec.inference.views import MirrorAveraged, with_views
 from chessrec.labels import CLASS_NAMES, EMPTY, labels_from_board, labels_from_fen
 from chessrec.recognize import Recognizer, recognize
 from chessrec.synth import render_board
@@ -183,7 +184,33 @@ def test_a_cascade_of_two_models_serves_every_caller_unchanged(tmp_path):
     featurize([sample], cascade.crop_specs, tmp_path / "features", workers=1)
     crops = crops_by_spec(load_features(tmp_path / "features" / "train"))
     assert crops["occupancy"].shape == (1, 64, 3, 8, 8) and crops["piece"].shape == (1, 64, 3, 24, 12)
-    np.testing.assert_allclose(cascade.predict_proba(crops)[0], result.probabilities, atol=1e-5)
+    np.testing.assert_allclose(MirrorAveraged(cascade).predict_proba(crops)[0], result.probabilities, atol=1e-5)
+    single = recognize(image, corners=corners, a1=_a1_in_image(corners), model=cascade, mirror_average=False)
+    np.testing.assert_allclose(cascade.predict_proba(crops)[0], single.probabilities, atol=1e-5)
+
+
+class _LeansLeft:
+    """A two-class model that calls a crop class 0 when its left half is the brighter one (90%)."""
+    crop_specs = {"piece": SPEC}
+    class_names = ("left", "right")
+
+    def predict_squares(self, crops, squares):
+        c = crops["piece"].astype(float)
+        left = c[..., : c.shape[-1] // 2].mean(axis=(1, 2, 3)) > c[..., c.shape[-1] // 2:].mean(axis=(1, 2, 3))
+        return np.where(left[:, None], [[0.9, 0.1]], [[0.2, 0.8]]).astype(np.float32)
+
+
+def test_mirror_averaging_reads_each_crop_as_cut_and_mirrored_and_takes_their_geometric_mean():
+    crops = np.zeros((1, 64, 3, 8, 8), np.uint8)
+    crops[..., :4] = 200  # every crop is bright on its left
+    model = MirrorAveraged(_LeansLeft())
+    probs = model.predict_proba({"piece": crops})
+    # as cut: (0.9, 0.1); mirrored: (0.2, 0.8); geometric mean sqrt(.18) : sqrt(.08), renormalised
+    expected = np.array([np.sqrt(0.18), np.sqrt(0.08)]) / (np.sqrt(0.18) + np.sqrt(0.08))
+    np.testing.assert_allclose(probs[0], np.tile(expected, (64, 1)), rtol=1e-5)
+    assert model.crop_specs == _LeansLeft.crop_specs and model.class_names == ("left", "right")
+    assert with_views(model, True).model is model.model  # wrapping twice reads twice, not four times
+    assert isinstance(with_views(model, False), _LeansLeft)
 
 
 def test_cascade_runs_the_piece_model_only_where_a_piece_may_stand():

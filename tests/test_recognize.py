@@ -130,6 +130,8 @@ def test_predict_prints_fen_and_json(stand_in_model, tmp_path, capsys):
     assert record["squares"]["e1"]["piece"] == "K" and 0.5 < record["squares"]["e1"]["confidence"] <= 1
     assert len(record["squares"]) == 64
     assert {"read", "crops", "model", "decode", "total"} <= set(record["timings_ms"])
+    assert main(["predict", str(path), "--corners", corners, "--a1", "bottom-left", "--single-view"]) == 0
+    assert capsys.readouterr().out.strip() == FEN
 
 
 def _predict_error(argv, capsys) -> str:

@@ -50,11 +50,13 @@ def _a1_in_image(corners: np.ndarray) -> str:
 def test_predict_reads_rendered_photos_as_the_evaluation_does(rendered_project, capsys):
     from chessrec.features import crops_by_spec, load_features
     from chessrec.inference.loader import load_model
+    from chessrec.inference.views import with_views
 
     root, test_samples = rendered_project
     model = root / "model.ckpt"
     features = load_features(root / "features" / "test")
-    probs = load_model(model).predict_proba(crops_by_spec(features))
+    # both read every crop as cut and mirrored (evaluate.mirror_average, the recognizer's default)
+    probs = with_views(load_model(model), True).predict_proba(crops_by_spec(features))
     for sample in test_samples[:3]:
         shuffled = sample.corners[[2, 0, 3, 1]]
         argv = ["predict", str(sample.image_path), "--corners", ",".join(f"{v:.3f}" for v in shuffled.ravel()),

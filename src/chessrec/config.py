@@ -91,6 +91,7 @@ class EvaluateConfig(_Section):
     best_decoder: DecoderName = "constrained"
     topk: int = Field(32, ge=1, le=1024)
     strict: bool = True
+    mirror_average: bool = True
 
 
 class ExportConfig(_Section):

@@ -40,18 +40,20 @@ BOARD_METRICS: tuple[tuple[str, str], ...] = (
 # ------------------------------------------------------------------------------------------ the stage
 def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders: Sequence[str], best_decoder: str,
                    topk: int = 32, strict: bool = True, energy: Mapping[str, float] | None = None,
-                   latency_boards: int = 32, live=None) -> dict[str, float]:
+                   latency_boards: int = 32, live=None, mirror_average: bool = True) -> dict[str, float]:
     """The ``evaluate`` stage body: model once, every decoder, metrics and plots into ``out_dir`` via dvclive.
 
     Latency is per board: the model on single boards (``latency_boards`` of them, after a warm-up) and
     each decoder on every board.  Inference energy per board is the model plus ``best_decoder`` over
     the whole set in one :class:`chessrec.energy.EnergyMeter` window, labelled measured or estimated.
-    Returns the flat metrics logged.
+    ``mirror_average`` reads every crop also mirrored (:mod:`chessrec.inference.views`), as
+    :class:`chessrec.recognize.Recognizer` does by default.  Returns the flat metrics logged.
     """
     from chessrec.energy import EnergyMeter
     from chessrec.features import crops_by_spec, load_features
     from chessrec.inference.loader import load_model
     from chessrec.inference.model import check_board_crops
+    from chessrec.inference.views import with_views
 
     decoders = [check_decoder(d) for d in decoders]
     if check_decoder(best_decoder) not in decoders:
@@ -61,7 +63,7 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders
     labels = features["labels"]
     if len(labels) == 0:
         raise UserError(f"{features_dir}: no boards to evaluate")
-    model = load_model(model_path)
+    model = with_views(load_model(model_path), mirror_average)
     try:
         crops = check_board_crops(model.crop_specs, crops_by_spec(features))
     except UserError as exc:

@@ -31,6 +31,7 @@ from chessrec.geometry import A1_POSITIONS, a1_corner_of, order_corners, shifted
 from chessrec.imageio import check_rgb
 from chessrec.inference.loader import DEFAULT_MODEL, load_model
 from chessrec.inference.model import SquareModel, cut_crops
+from chessrec.inference.views import with_views
 from chessrec.labels import CLASS_SYMBOLS, CORNER_NAMES, EMPTY, fen_from_labels
 
 #: used when neither the caller nor params.yaml (``evaluate.best_decoder``) names one
@@ -124,22 +125,25 @@ class Recognizer:
 
     ``model``: a :class:`chessrec.inference.SquareModel` or a model file (default: the pipeline's).
     ``lock``: whether :meth:`recognize` locks the board it finds and reuses it on later frames.
+    ``mirror_average``: read every crop also mirrored and average the two readings
+    (:mod:`chessrec.inference.views`): more accurate, twice the model time.
     """
 
     def __init__(self, model: SquareModel | Path | str | None = None, decoder: str | None = None,
-                 strict: bool = True, topk: int = 32, lock: bool = True):
+                 strict: bool = True, topk: int = 32, lock: bool = True, mirror_average: bool = True):
         self.decoder = check_decoder(decoder or DEFAULT_DECODER)
         self.options = DecodeOptions(strict=strict, topk=topk)
         self._model_source = model
         self._model: SquareModel | None = None
         self.keep_lock = lock
+        self.mirror_average = mirror_average
         self.lock: BoardLock | None = None
 
     @property
     def model(self) -> SquareModel:
         """The square model, loaded on first use (so the user's input is checked before a slow load)."""
         if self._model is None:
-            self._model = load_model(self._model_source)
+            self._model = with_views(load_model(self._model_source), self.mirror_average)
         return self._model
 
     # ---------------------------------------------------------------------------------- the steps
@@ -308,13 +312,14 @@ class Recognizer:
 
 
 def recognize(image, corners=None, a1: str | None = None, decoder: str | None = None, model=None,
-              strict: bool = True, topk: int = 32) -> Recognition:
+              strict: bool = True, topk: int = 32, mirror_average: bool = True) -> Recognition:
     """Recognise the position in one photo (see :meth:`Recognizer.recognize`).
 
     ``model``: a model file or a loaded :class:`chessrec.inference.SquareModel` (default: the
     pipeline's model).  The user's corners and a1 are checked before the (slow) model load.
     """
-    return Recognizer(model, decoder, strict=strict, topk=topk, lock=False).recognize(image, corners=corners, a1=a1)
+    recognizer = Recognizer(model, decoder, strict=strict, topk=topk, lock=False, mirror_average=mirror_average)
+    return recognizer.recognize(image, corners=corners, a1=a1)
 
 
 def _ms_since(start: float) -> float:
@@ -358,6 +363,8 @@ def register(subparsers) -> None:
                              "else the model released with the package)")
     parser.add_argument("--no-strict", dest="strict", action="store_false",
                         help="allow study/composition positions (no king or piece-count rules)")
+    parser.add_argument("--single-view", dest="mirror_average", action="store_false",
+                        help="read each square once, not also mirrored (half the model time, less accurate)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with confidences and timings")
     parser.set_defaults(func=_predict)
 
@@ -365,6 +372,6 @@ def register(subparsers) -> None:
 def _predict(args) -> int:
     corners = parse_corners(args.corners) if args.corners is not None else None
     result = recognize(args.image, corners=corners, a1=args.a1, decoder=args.decoder or default_decoder(),
-                       model=args.model, strict=args.strict)
+                       model=args.model, strict=args.strict, mirror_average=args.mirror_average)
     print(json.dumps(result.to_json()) if args.json else result.fen)
     return 0

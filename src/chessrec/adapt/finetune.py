@@ -265,16 +265,19 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     return Adapted(out, provenance, fit_s, prepare_s, measured.total_energy_j, methods_label(measured), unseen)
 
 
-def score_models(models: dict, photos: list[SetPhoto], decoders=("constrained",), strict: bool = False) -> dict:
+def score_models(models: dict, photos: list[SetPhoto], decoders=("constrained",), strict: bool = False,
+                 mirror_average: bool = True) -> dict:
     """{model name: {decoder: squares, boards, errors per board}} of each model (file or loaded) on
-    ``photos``, each its own game; every photo is read once.  Non-strict by default, since real
-    photos need not show legal positions."""
+    ``photos``, each its own game; every photo is read once (as cut and mirrored, averaged, unless
+    ``mirror_average`` is off, as :class:`chessrec.recognize.Recognizer` reads it).  Non-strict by
+    default, since real photos need not show legal positions."""
     from chessrec.decoding import DecodeOptions
     from chessrec.inference.loader import load_model
     from chessrec.inference.model import board_probabilities
+    from chessrec.inference.views import with_views
     from chessrec.metrics import evaluate_predictions
 
-    loaded = {name: load_model(model) for name, model in models.items()}
+    loaded = {name: with_views(load_model(model), mirror_average) for name, model in models.items()}
     probs: dict[str, list[np.ndarray]] = {name: [] for name in models}
     for photo in photos:
         ready = prepare_photo(photo)
@@ -292,6 +295,7 @@ def score_models(models: dict, photos: list[SetPhoto], decoders=("constrained",)
     return scores
 
 
-def score_photos(model, photos: list[SetPhoto], decoders=("constrained",), strict: bool = False) -> dict:
+def score_photos(model, photos: list[SetPhoto], decoders=("constrained",), strict: bool = False,
+                 mirror_average: bool = True) -> dict:
     """Per decoder: squares, boards and errors per board of one ``model`` on ``photos`` (see :func:`score_models`)."""
-    return score_models({"model": model}, photos, decoders, strict)["model"]
+    return score_models({"model": model}, photos, decoders, strict, mirror_average)["model"]
