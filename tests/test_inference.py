@@ -260,6 +260,29 @@ def test_recognizer_locks_the_board_and_relocates_when_the_view_moves(checkpoint
     assert len(located) == 2
 
 
+def test_a_lock_refreshed_on_settled_frames_holds_through_a_game_and_still_drops_a_moved_board():
+    """Moved pieces and drifting light wear the checker pattern down over a game (in this rendered game
+    from 56 to 17 log-odds by ply 16): against its strength when locked the re-check fails on a board
+    that never moved; refreshed on each settled frame it holds, and a board that slid still fails."""
+    from chessrec.broadcast.benchmark import render_game
+
+    game = render_game(12018, 18, 640, still_frames=1, fps=5.0)
+    settled = [frame.pixels for frame, shows in zip(game.frames, game.shows) if shows >= 0]
+    board = order_corners(game.corners, "bottom-right")
+
+    stale = Recognizer(model="unused.ckpt")
+    stale.lock_board(settled[0], board, "bottom-right")
+    assert not all(stale.lock_holds(pixels) for pixels in settled)
+
+    fresh = Recognizer(model="unused.ckpt")
+    fresh.lock_board(settled[0], board, "bottom-right")
+    for pixels in settled:
+        assert fresh.lock_holds(pixels)
+        fresh.refresh_lock(pixels)
+    square_px = np.linalg.norm(board[1] - board[0]) / 8
+    assert not fresh.lock_holds(np.roll(settled[-1], int(round(square_px / 2)), axis=1))
+
+
 def test_game_tracker_streams_the_continuity_decode_with_moves_and_boards():
     board, frames = chess.Board(), []
     for san in ("e4", "e5", "Nf3", "Nc6", "Bb5", "a6", "O-O"):

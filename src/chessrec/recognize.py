@@ -18,7 +18,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +240,17 @@ class Recognizer:
             return False
         now = _checker(pixels, lock.corners)
         return bool(np.sign(now) == np.sign(lock.checker) and abs(now) >= LOCK_RECHECK_SHARE * abs(lock.checker))
+
+    def refresh_lock(self, pixels: np.ndarray) -> None:
+        """Take this frame's checker pattern as the lock's new reference, if the lock still holds on it.
+
+        For a frame known to show the board still and unobstructed (a broadcast's settled frames): over a
+        game, moved pieces and drifting light wear the pattern down slowly, and against the strength it had
+        when locked the re-check would fail on a board that never moved (a relocation, and its cost, for
+        nothing).  A moved camera or a hand still fails against the refreshed reference at once.
+        """
+        if self.lock is not None and self.lock_holds(pixels):
+            self.lock = replace(self.lock, checker=_checker(pixels, self.lock.corners))
 
     # ----------------------------------------------------------------------------------- one frame
     def recognize(self, image, corners=None, a1: str | None = None) -> Recognition:
