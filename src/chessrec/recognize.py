@@ -233,13 +233,18 @@ class Recognizer:
 
         One warp of the grey frame: a few milliseconds against the ~0.3 s of :meth:`locate`.
         """
+        return self._checker_if_held(pixels) is not None
+
+    def _checker_if_held(self, pixels: np.ndarray) -> float | None:
+        """The frame's checker log-odds under the lock when the lock holds on it, else None."""
         lock = self.lock
         if lock is None or tuple(pixels.shape[:2]) != lock.image_shape:
-            return False
+            return None
         if lock.checker == 0.0:  # nothing to re-check against: locate again
-            return False
+            return None
         now = _checker(pixels, lock.corners)
-        return bool(np.sign(now) == np.sign(lock.checker) and abs(now) >= LOCK_RECHECK_SHARE * abs(lock.checker))
+        held = np.sign(now) == np.sign(lock.checker) and abs(now) >= LOCK_RECHECK_SHARE * abs(lock.checker)
+        return now if held else None
 
     def refresh_lock(self, pixels: np.ndarray) -> None:
         """Take this frame's checker pattern as the lock's new reference, if the lock still holds on it.
@@ -249,8 +254,9 @@ class Recognizer:
         when locked the re-check would fail on a board that never moved (a relocation, and its cost, for
         nothing).  A moved camera or a hand still fails against the refreshed reference at once.
         """
-        if self.lock is not None and self.lock_holds(pixels):
-            self.lock = replace(self.lock, checker=_checker(pixels, self.lock.corners))
+        now = self._checker_if_held(pixels)
+        if now is not None:
+            self.lock = replace(self.lock, checker=now)
 
     # ----------------------------------------------------------------------------------- one frame
     def recognize(self, image, corners=None, a1: str | None = None) -> Recognition:

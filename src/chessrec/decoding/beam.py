@@ -283,12 +283,13 @@ class GameBeam:
             # a continuation that explains the frame worse than calling it misread is no explanation:
             # the history's skip (below) stands for it, and junk cannot crowd the beam
             explained = np.flatnonzero(scores > reference - beam.skip_penalty)
-            for i in explained[np.argsort(-scores[explained], kind="stable")][:beam.beam_width]:
+            kept = explained[np.argsort(-scores[explained], kind="stable")][:beam.beam_width]
+            fits = placement_scores(log_probs, placements[kept])  # the frame's fit, without the move penalties
+            for i, fit in zip(kept, fits):
                 root, moves = entries[i]
                 board = _after(root, moves)
-                fit = float(placement_scores(log_probs, placements[i:i + 1])[0])  # without the move penalties
                 step = _Step(self.frames, board, _labels_of_placement(placements[i]), moves, False, False, h.step,
-                             own - fit, taken_back[i])
+                             own - float(fit), taken_back[i])
                 offer(_key(board), Hypothesis(h.score + float(scores[i]), step))
         for h in self.hypotheses:
             skip = _Step(self.frames, h.board, h.step.labels, (), True, False, h.step)

@@ -35,11 +35,6 @@ class MirrorAveraged(BoardPredictions):
     def class_names(self) -> tuple[str, ...]:
         return self.model.class_names
 
-    @property
-    def card(self):
-        """The wrapped model's card (its provenance), where it has one."""
-        return getattr(self.model, "card", None)
-
     def predict_squares(self, crops: BoardCrops, squares: np.ndarray) -> np.ndarray:
         """(M, C) probabilities: one pass over the M crops and their M mirror images together."""
         both = {name: np.concatenate([c, c[..., ::-1]]) for name, c in crops.items()}
