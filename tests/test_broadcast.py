@@ -268,3 +268,20 @@ def test_benchmark_games_are_as_long_as_asked_and_legal():
     assert len(moves) == 40
     with pytest.raises(ValueError, match="fewer plies"):
         play_game(np.random.default_rng(0), 400, attempts=2)
+
+
+def test_benchmark_still_frames_carry_fresh_sensor_noise_and_the_same_seed_renders_the_same_game():
+    """Still frames of one position differ only by sensor noise of the set strength (sigma 2, no
+    offset), each frame its own; the stage's figures rest on the same seed giving the same frames."""
+    from chessrec.broadcast.benchmark import render_game
+
+    game = render_game(11000, 2, 256, still_frames=3, fps=5.0)
+    start = [frame.pixels.astype(np.float32) for frame, shows in zip(game.frames, game.shows) if shows == 0]
+    assert len(start) == 3
+    differences = [start[0] - start[1], start[1] - start[2], start[0] - start[2]]
+    for difference in differences:
+        assert abs(float(difference.mean())) < 0.1
+        assert 2.0 < float(difference.std()) < 3.5  # two independent sigma-2 draws: sqrt(8) = 2.8, less clipping
+    again = render_game(11000, 2, 256, still_frames=3, fps=5.0)
+    assert again.moves == game.moves
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(game.frames, again.frames))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from chessrec.config import validate_params
 from chessrec.decoding import DecodeOptions
@@ -65,11 +66,12 @@ def test_onnx_export_matches_torch_within_1e_4_on_the_test_split(trained, export
 
 @pytest.fixture(scope="module")
 def cascade(trained) -> Path:
-    """A two-stage cascade (occupancy on 12 px crops, pieces on 16 px crops) trained on the same boards."""
+    """A two-stage cascade (occupancy on 12 px crops by a network half as wide, pieces on 16 px crops)
+    trained on the same boards."""
     from chessrec.datasets import load_dataset
 
     params = validate_params({"features": {"crop": "height_aware", "size": 12, "piece_size": 16},
-                              "model": {"name": "strided_cnn", "width": 8, "dropout": 0.0},
+                              "model": {"name": "strided_cnn", "width": 8, "occupancy_width": 4, "dropout": 0.0},
                               "train": {"epochs": 2, "batch_size": 256}})
     featurize(load_dataset("synthetic", trained / "raw").samples, params.features.crop_specs(),
               trained / "cascade_features")
@@ -88,6 +90,14 @@ def test_a_cascade_exports_to_one_onnx_file_that_keeps_skipping_empty_squares(ca
     assert max_probability_difference(torch_model, onnx_model, crops["test"]) <= PARITY_TOLERANCE
     int8 = load_model(written["onnx_int8"])
     assert isinstance(int8, Cascade) and int8.predict_proba(crops["test"]).shape == (len(crops["test"]["piece"]), 64, 13)
+
+
+def test_a_cascade_keeps_its_narrower_occupancy_network_in_checkpoint_and_card(cascade):
+    torch_model = load_model(cascade / "cascade.ckpt")
+    first_convs = {name: next(m for m in stage.network.modules() if isinstance(m, torch.nn.Conv2d)).out_channels
+                   for name, stage in (("occupancy", torch_model.occupancy), ("piece", torch_model.piece))}
+    assert first_convs == {"occupancy": 4, "piece": 8}
+    assert torch_model.card.architecture["occupancy_width"] == 4
 
 
 def test_onnx_file_carries_the_model_card_and_crop_spec(trained, exported):

@@ -62,6 +62,8 @@ class FeaturesConfig(_Section):
 class ModelConfig(_Section):
     name: Literal[registry.ARCHITECTURES] = "tiny_cnn"
     width: int = Field(16, ge=4, le=256)
+    #: a cascade's occupancy network width (null: ``width``); empty or occupied needs fewer channels
+    occupancy_width: int | None = Field(None, ge=4, le=256)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
 

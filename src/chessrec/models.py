@@ -56,7 +56,8 @@ def strided_cnn(width: int) -> tuple[nn.Module, int]:
     Made for CPUs: striding instead of max-pooling halves the resolution where it costs least
     (max-pool forward and backward took a third of ``tiny_cnn``'s training time here), so the
     same budget trains on crops with 2.8x the pixels (80 x 40 against 48 x 24) at about
-    ``tiny_cnn``'s speed on the small ones (``benchmarks/bench_architectures.py``).
+    ``tiny_cnn``'s speed on the small ones (docs/correctness.md; a whole training step is timed by
+    ``benchmarks/bench_training.py``).
     """
     w = width
     body = nn.Sequential(

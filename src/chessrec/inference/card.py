@@ -22,6 +22,9 @@ __all__ = ["CARD_KEY", "CARD_VERSION", "CASCADE", "SQUARE_CROPS", "ModelCard", "
 CARD_VERSION = 1
 #: where the card is stored inside a Lightning checkpoint
 CARD_KEY = "chessrec_card"
+#: ``architecture[OCCUPANCY_WIDTH]`` of a cascade: its occupancy network's width, when it differs
+#: from the piece network's ``width`` (telling empty from occupied needs far fewer channels)
+OCCUPANCY_WIDTH = "occupancy_width"
 #: ``architecture["system"]`` of a two-stage recogniser (an occupancy and a piece network)
 CASCADE = "cascade"
 #: output classes of a cascade's occupancy network
@@ -109,11 +112,13 @@ def stage_cards(card: ModelCard) -> dict[str, ModelCard]:
     missing = {OCCUPANCY_CROPS, PIECE_CROPS} - set(card.crop_specs)
     if missing:
         raise UserError(f"cascade model card lacks crop spec(s) {sorted(missing)}")
-    common = {"architecture": card.architecture, "preprocessing": card.preprocessing,
-              "provenance": card.provenance, "version": card.version}
+    common = {"preprocessing": card.preprocessing, "provenance": card.provenance, "version": card.version}
+    architecture = dict(card.architecture)
+    occupancy_width = architecture.pop(OCCUPANCY_WIDTH, None)  # absent: both networks are ``width`` wide
+    occupancy_architecture = architecture if occupancy_width is None else {**architecture, "width": occupancy_width}
     return {
         OCCUPANCY_CROPS: ModelCard(crop_specs={OCCUPANCY_CROPS: card.crop_specs[OCCUPANCY_CROPS]},
-                                   class_names=OCCUPANCY_CLASSES, **common),
+                                   class_names=OCCUPANCY_CLASSES, architecture=occupancy_architecture, **common),
         PIECE_CROPS: ModelCard(crop_specs={PIECE_CROPS: card.crop_specs[PIECE_CROPS]},
-                               class_names=CLASS_NAMES[:EMPTY], **common),
+                               class_names=CLASS_NAMES[:EMPTY], architecture=architecture, **common),
     }
