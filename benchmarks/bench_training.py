@@ -59,7 +59,7 @@ def main() -> None:
                           torch.randint(0, 64, (args.batch,), generator=generator),
                           torch.randint(0, classes, (args.batch,), generator=generator))
     variants = {}
-    for occupancy_width in (params.model.width, params.model.width // 2):
+    for occupancy_width in (params.model.width, max(4, params.model.width // 2)):  # 4: the config's minimum
         tuned = params.model_copy(update={"model": params.model.model_copy(update={"occupancy_width": occupancy_width})})
         module = CascadeModule(model_card(tuned).to_dict(), 1e-3, 0.0).train()
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)

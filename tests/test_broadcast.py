@@ -271,8 +271,8 @@ def test_benchmark_games_are_as_long_as_asked_and_legal():
 
 
 def test_benchmark_still_frames_carry_fresh_sensor_noise_and_the_same_seed_renders_the_same_game():
-    """Still frames of one position differ only by sensor noise of the set strength (sigma 2, no
-    offset), each frame its own; the stage's figures rest on the same seed giving the same frames."""
+    """Still frames of one position differ only by sensor noise of the set strength (sigma 2, zero
+    mean), each frame its own; the stage's figures rest on the same seed giving the same frames."""
     from chessrec.broadcast.benchmark import render_game
 
     game = render_game(11000, 2, 256, still_frames=3, fps=5.0)

@@ -313,3 +313,18 @@ def test_a_truncated_feature_array_is_a_one_line_error_naming_the_file(tmp_path)
     with pytest.raises(UserError, match="not a readable feature array") as info:
         load_features(tmp_path / "test")
     assert "crops_square.npy" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_cascade_card_gives_its_occupancy_network_its_own_width_and_older_cards_one_width():
+    from chessrec.inference.card import stage_cards
+
+    specs = {"occupancy": CropSpec(kind="height_aware", size=12), "piece": CropSpec(kind="height_aware", size=16)}
+    narrow = ModelCard(architecture={"name": "strided_cnn", "width": 16, "dropout": 0.1, "system": "cascade",
+                                     "head": "single", "occupancy_width": 8}, crop_specs=specs)
+    stages = stage_cards(narrow)
+    assert stages["occupancy"].architecture["width"] == 8 and stages["piece"].architecture["width"] == 16
+    assert all("occupancy_width" not in card.architecture for card in stages.values())
+    assert build_network(stages["occupancy"]).head[-1].out_features == 2
+    older = ModelCard(architecture={k: v for k, v in narrow.architecture.items() if k != "occupancy_width"},
+                      crop_specs=specs, version=1)
+    assert {card.architecture["width"] for card in stage_cards(older).values()} == {16}

@@ -100,3 +100,46 @@ def test_loading_a_missing_or_foreign_checkpoint_is_a_user_error(tmp_path):
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a chessrec checkpoint"):
         load_model(tmp_path / "bad.ckpt")
+
+
+def test_photometric_jitter_mirrors_the_flipped_crops_and_keeps_the_rest_an_affine_map_plus_noise():
+    """Every crop comes out either as itself or mirrored, under one gain, colour balance and bias of
+    the set ranges, with zero-mean noise of 0.02; the batch stays channels-last for the convolutions."""
+    from chessrec.training import photometric_jitter
+
+    x = torch.rand(64, 3, 20, 10).contiguous(memory_format=torch.channels_last)
+    out = photometric_jitter(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    mirrored = 0
+    for crop, jittered in zip(x, out):
+        candidates = {"as cut": crop, "mirrored": crop.flip(-1)}
+        fits = {}
+        for name, source in candidates.items():  # least squares per channel: jittered = scale * source + offset
+            design = torch.stack([source.flatten(1), torch.ones_like(source.flatten(1))], dim=-1)
+            solution = torch.linalg.lstsq(design, jittered.flatten(1).unsqueeze(-1)).solution.squeeze(-1)
+            residual = jittered.flatten(1) - (design @ solution.unsqueeze(-1)).squeeze(-1)
+            fits[name] = (solution, float(residual.std()))
+        name = min(fits, key=lambda n: fits[n][1])
+        (scale, offset), noise = fits[name][0].T, fits[name][1]
+        mirrored += name == "mirrored"
+        assert 0.015 < noise < 0.025
+        assert torch.all((scale > 0.75 * 0.92 - 0.02) & (scale < 1.25 * 1.08 + 0.02))
+        assert torch.all(offset.abs() < 0.08 + 0.01)
+        assert float(scale.max() / scale.min()) < 1.08 / 0.92 + 0.02  # one gain, a small colour balance
+    assert 16 < mirrored < 48  # about half
+
+
+def test_native_bf16_precision_trains_in_bfloat16_only_where_the_hardware_runs_it(monkeypatch):
+    """``bf16-mixed-if-native`` must not put a CPU without bfloat16 units on emulated bfloat16,
+    which took 9x a float32 step with AVX2 (benchmarks/bench_training.py, ONEDNN_MAX_CPU_ISA)."""
+    from chessrec import training
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert training.resolve_precision("bf16-mixed-if-native", "cpu") == "32-true"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert training.resolve_precision("bf16-mixed-if-native", "cpu") == "bf16-mixed"
+    assert training.resolve_precision("32-true", "cpu") == "32-true"  # an explicit precision is Lightning's own
+    assert training.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training.resolve_precision("bf16-mixed-if-native", "gpu") == "32-true"

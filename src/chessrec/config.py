@@ -62,8 +62,9 @@ class FeaturesConfig(_Section):
 class ModelConfig(_Section):
     name: Literal[registry.ARCHITECTURES] = "tiny_cnn"
     width: int = Field(16, ge=4, le=256)
-    #: a cascade's occupancy network width (null: ``width``); empty or occupied needs fewer channels
-    occupancy_width: int | None = Field(None, ge=4, le=256)
+    #: a cascade's occupancy network width (null: ``width``; a single network ignores it): telling
+    #: empty from occupied needs fewer channels than telling a bishop from a pawn
+    occupancy_width: Optional[int] = Field(None, ge=4, le=256)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
 
@@ -82,7 +83,9 @@ class TrainerConfig(_Section):
     devices: int | str = 1
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
-    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
+    #: Lightning's precisions, or ``bf16-mixed-if-native``: bf16-mixed where the hardware runs bfloat16
+    #: natively, 32-true elsewhere (:func:`chessrec.training.resolve_precision`)
+    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "64-true", "bf16-mixed-if-native"] = "32-true"
 
 
 DecoderName = Literal[registry.DECODERS]

@@ -68,11 +68,12 @@ def _hand(image: np.ndarray, corners: np.ndarray, rng: np.random.Generator) -> n
 
 
 class _SensorNoise:
-    """Fresh sensor noise for every frame of a game at a fraction of the cost of drawing it.
+    """Sensor noise that changes from frame to frame at a fraction of the cost of drawing it.
 
-    A few fields of Gaussian noise are drawn once per game, a little larger than the frame; each
-    frame adds one of them at a random offset.  Drawing a 640 px frame's noise afresh took 17 ms,
-    two thirds of rendering a game (4.8 of 7.7 s) and 96 of the broadcast stage's 216 s.
+    Four fields of Gaussian noise are drawn once per game, a little larger than the frame; each
+    frame adds one of them at a random offset (so two frames of a game share their noise about once
+    in 4 x 32 x 32).  Drawing each 640 px frame's noise afresh took two thirds of rendering a game
+    (4.8 of 7.7 s under the profiler) and about 96 of the broadcast stage's 216 s.
     """
 
     def __init__(self, rng: np.random.Generator, shape: tuple[int, ...], sigma: float = 2.0, fields: int = 4,
@@ -94,11 +95,10 @@ def render_game(seed: int, plies: int, image_size: int, still_frames: int, fps: 
     moves = play_game(rng, plies)
     board, frames, shows, corners = chess.Board(), [], [], None
     drift = rng.uniform(-0.15, 0.15)  # the light's change over the whole game
+    camera_noise = _SensorNoise(rng, (image_size, image_size, 3))  # renders are square
     for ply in range(len(moves) + 1):
         render = render_board(labels_from_board(board), seed, image_size, with_ids=False)
         corners = render.corners
-        if ply == 0:
-            camera_noise = _SensorNoise(rng, render.image.shape)
         gain = 1.0 + drift * ply / max(len(moves), 1)
         if ply > 0:
             frames.append(Frame(len(frames), len(frames) / fps, camera_noise(_hand(render.image, corners, rng), rng, gain)))

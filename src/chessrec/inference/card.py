@@ -16,10 +16,12 @@ from chessrec.errors import UserError
 from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS, SQUARE_CROPS, CropSpec
 from chessrec.labels import CLASS_NAMES, EMPTY
 
-__all__ = ["CARD_KEY", "CARD_VERSION", "CASCADE", "SQUARE_CROPS", "ModelCard", "Preprocessing", "stage_cards"]
+__all__ = ["CARD_KEY", "CARD_VERSION", "CASCADE", "OCCUPANCY_WIDTH", "SQUARE_CROPS", "ModelCard", "Preprocessing",
+           "stage_cards"]
 
 #: version of the card layout; a loader refuses a card newer than it understands
-CARD_VERSION = 1
+#: (2: a cascade's architecture may name its occupancy network's own width)
+CARD_VERSION = 2
 #: where the card is stored inside a Lightning checkpoint
 CARD_KEY = "chessrec_card"
 #: ``architecture[OCCUPANCY_WIDTH]`` of a cascade: its occupancy network's width, when it differs

@@ -18,7 +18,7 @@ from chessrec.models import SquareClassifier
 def preprocess(crops_u8: torch.Tensor, preprocessing: Preprocessing = Preprocessing()) -> torch.Tensor:
     """uint8 crops -> the float input the network was trained on (training uses this same function).
 
-    Channels-last memory: convolutions on CPU ran 1.2-1.5x faster so when the
+    Channels-last memory: the convolutions ran about 1.2x faster in that layout on CPU when the
     architectures were chosen (docs/correctness.md).
     """
     x = crops_u8.float().div_(preprocessing.divisor).sub_(preprocessing.mean)

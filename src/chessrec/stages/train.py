@@ -19,7 +19,7 @@ def main(params_path: str = "params.yaml") -> int:
         trainer = fit(params, FEATURES, MODEL, logger, [EnergyCallback(meter, plot_dir=TRAIN_LIVE / "plots")])
     if trainer.is_global_zero:
         m = trainer.callback_metrics
-        print(f"train: {params.model.name} x {params.train.epochs} epochs, "
+        print(f"train: {params.model.name} x {params.train.epochs} epochs ({trainer.precision}), "
               f"val/acc {float(m.get('val/acc', float('nan'))):.4f} -> {MODEL}")
     return 0
 
