@@ -273,8 +273,9 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
     """Train on the ``train`` split, validate on ``val``, write the checkpoint to ``model_path``."""
     pl.seed_everything(params.seed, workers=True)
     train_features, val_features = load_features(features_dir / "train"), load_features(features_dir / "val")
+    trainer = build_trainer(params, logger, callbacks)
     card = model_card(params, {"boards": {"train": len(train_features["labels"]), "val": len(val_features["labels"])},
-                               "precision": resolve_precision(params.trainer.precision, params.trainer.accelerator)})
+                               "precision": trainer.precision})
     loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers)
     if is_cascade(card):
         train_loader = CombinedLoader({name: DataLoader(dataset, shuffle=True, **loader_args) for name, dataset in
@@ -288,7 +289,6 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
                                   shuffle=True, **loader_args)
         val_set = square_dataset(val_features, spec_name)
         module = SquareClassifierModule(card.to_dict(), params.train.lr, params.train.weight_decay)
-    trainer = build_trainer(params, logger, callbacks)
     trainer.fit(module, train_loader, DataLoader(val_set, shuffle=False, **loader_args))
     module.card = ModelCard.from_dict({**card.to_dict(), "provenance": {**card.provenance, "validation": {
         key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}}})
