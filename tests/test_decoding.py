@@ -303,3 +303,33 @@ def test_streaming_beam_follows_a_takeback_and_the_moves_played_instead():
     assert max(committed[:12]) == 6 and committed[13] == 4  # Bc4 Nf6 were committed, then taken back
     without, _ = follow(BeamOptions(takeback_penalty=None))
     assert without.best.moves()[:6] != game.best.moves()  # without takebacks the game is lost
+
+
+def test_game_tracker_searches_each_position_once_and_decides_as_a_fresh_search_would(monkeypatch):
+    """A video shows each position for several frames: the tracker reuses its search of the positions
+    reachable from the same roots, and every decision equals one made with a fresh search per frame."""
+    import chessrec.decoding.game as game
+
+    positions = _game(["e4", "e5", "Nf3", "Nc6"])
+    frames = [labels for labels in positions for _ in range(3)]  # each position still for three frames
+    probs = np.stack([_blurred(labels, 0.7) for labels in frames])
+    probs[7] = set_square(probs[7], "f3", {EMPTY: 0.5, WN: 0.5})  # a doubtful frame mid-stream
+    searches = []
+    real_reachable = game.reachable
+
+    def counted(roots, max_plies):
+        searches.append(len(roots))
+        return real_reachable(roots, max_plies)
+
+    monkeypatch.setattr(game, "reachable", counted)
+    cached = game.GameTracker()
+    cached_frames = [cached.push(p) for p in probs]
+    searched = len(searches)
+    fresh = game.GameTracker()
+    fresh._candidates = lambda: real_reachable(fresh.roots, fresh.options.max_plies)  # no reuse
+    fresh_frames = [fresh.push(p) for p in probs]
+    assert [(f.decoded.labels.tolist(), f.moves, f.restarted) for f in cached_frames] == \
+        [(f.decoded.labels.tolist(), f.moves, f.restarted) for f in fresh_frames]
+    assert [f.moves for f in cached_frames if f.moves] == [(chess.Move.from_uci(u),) for u in ("e2e4", "e7e5", "g1f3", "b8c6")]
+    # one search per position followed (the start, then after each of the four moves), not one per frame
+    assert searched == 5 and len(frames) == 15

@@ -305,13 +305,14 @@ def test_game_tracker_streams_the_continuity_decode_with_moves_and_boards():
     assert streamed[-1].before.san(streamed[-1].moves[0]) == "O-O"
 
 
-def test_a_truncated_feature_array_is_a_one_line_error_naming_the_file(tmp_path):
+@pytest.mark.parametrize("mmap", [False, True])
+def test_a_truncated_feature_array_is_a_one_line_error_naming_the_file(tmp_path, mmap):
     write_arrays(tmp_path / "test", {"labels": np.zeros((4, 64), np.int64),
                                      "crops_square": np.zeros((4, 64, 3, 8, 8), np.uint8)})
     path = tmp_path / "test" / "crops_square.npy"
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(UserError, match="not a readable feature array") as info:
-        load_features(tmp_path / "test")
+        load_features(tmp_path / "test", mmap=mmap)
     assert "crops_square.npy" in str(info.value) and "\n" not in str(info.value)
 
 

@@ -10,12 +10,17 @@ import pytest
 import torch
 from dvclive.lightning import DVCLiveLogger
 
+from torch.nn import functional as F
+
 from chessrec.config import validate_params
-from chessrec.features import write_arrays
+from chessrec.features import load_features, write_arrays
+from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
 from chessrec.inference.card import SQUARE_CROPS
 from chessrec.inference.loader import load_model
+from chessrec.inference.torch_backend import preprocess
+from chessrec.labels import EMPTY
 from chessrec.models import ARCHITECTURES, SquareClassifier, square_inputs
-from chessrec.training import fit
+from chessrec.training import CascadeModule, SquareSamples, as_batch, cascade_datasets, fit, model_card
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -143,3 +148,67 @@ def test_native_bf16_precision_trains_in_bfloat16_only_where_the_hardware_runs_i
     assert training.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert training.resolve_precision("bf16-mixed-if-native", "gpu") == "32-true"
+
+
+def _cascade_features(path, n_boards, rng):
+    labels = rng.integers(0, 13, size=(n_boards, 64))
+    labels[:, rng.random(64) < 0.5] = EMPTY  # about half the squares empty, as on a board
+    arrays = {"labels": labels,
+              f"crops_{OCCUPANCY_CROPS}": rng.integers(0, 256, (n_boards, 64, 3, 12, 6), dtype=np.uint8),
+              f"crops_{PIECE_CROPS}": rng.integers(0, 256, (n_boards, 64, 3, 16, 8), dtype=np.uint8)}
+    write_arrays(path, arrays)
+    return arrays
+
+
+def test_training_sets_from_memory_mapped_features_equal_those_read_into_memory(tmp_path):
+    """Training maps the feature files and copies only the squares it keeps; the samples are the same."""
+    arrays = _cascade_features(tmp_path / "train", 6, np.random.default_rng(1))
+    mapped, read = load_features(tmp_path / "train", mmap=True), load_features(tmp_path / "train")
+    assert isinstance(mapped["crops_piece"], np.memmap) and not isinstance(read["crops_piece"], np.memmap)
+    for a, b in zip(cascade_datasets(mapped, 0.3, 7).values(), cascade_datasets(read, 0.3, 7).values()):
+        for x, y in zip(a.tensors, b.tensors):
+            assert torch.equal(x, y)
+    pieces = cascade_datasets(mapped, 0.3, 7)["piece"]
+    occupied = arrays["labels"].reshape(-1) != EMPTY
+    assert len(pieces) == occupied.sum() and bool((pieces.tensors[2] != EMPTY).all())
+    np.testing.assert_array_equal(pieces.tensors[0].numpy(), arrays["crops_piece"].reshape(-1, 3, 16, 8)[occupied])
+    np.testing.assert_array_equal(pieces.tensors[1].numpy(), np.tile(np.arange(64), 6)[occupied])
+
+
+def test_batched_square_loader_yields_the_batches_of_a_sample_by_sample_loader():
+    """Fetching a batch in one indexing changes how fast batches come, not which samples they hold."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    tensors = (torch.randint(0, 256, (300, 3, 8, 4), dtype=torch.uint8), torch.randint(0, 64, (300,)),
+               torch.randint(0, 13, (300,)))
+    torch.manual_seed(3)
+    batched = [b for b in DataLoader(SquareSamples(*tensors), batch_size=64, shuffle=True, collate_fn=as_batch)]
+    torch.manual_seed(3)
+    one_by_one = [b for b in DataLoader(TensorDataset(*tensors), batch_size=64, shuffle=True)]
+    assert [len(b[0]) for b in batched] == [64, 64, 64, 64, 44]
+    for ours, theirs in zip(batched, one_by_one, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(ours, theirs, strict=True))
+
+
+def test_cascade_validation_scores_as_the_full_cascade_with_the_piece_network_on_fewer_squares():
+    """Validation skips the piece network where empty wins anyway; loss and accuracy are the full cascade's."""
+    params = validate_params({"features": {"size": 8, "piece_size": 12}, "model": {"name": "strided_cnn", "width": 4}})
+    module = CascadeModule(model_card(params).to_dict(), 0.01, 0.0).eval()
+    rng = np.random.default_rng(2)
+    occupancy_x = preprocess(torch.from_numpy(rng.integers(0, 256, (200, 3, 16, 8), dtype=np.uint8)))
+    piece_x = preprocess(torch.from_numpy(rng.integers(0, 256, (200, 3, 24, 12), dtype=np.uint8)))
+    squares = torch.from_numpy(rng.integers(0, 64, 200))
+    labels = torch.from_numpy(np.where(rng.random(200) < 0.5, EMPTY, rng.integers(0, 12, 200)))
+    with torch.no_grad():
+        torch.nn.init.constant_(module.occupancy.head[-1].bias, 0.0)
+        module.occupancy.head[-1].bias[0] = 0.3  # some squares read as empty, some as occupied
+        full = module(occupancy_x, piece_x, squares)
+        pieces_run = []
+        hook = module.piece.register_forward_hook(lambda m, i, o: pieces_run.append(len(o)))
+        scored = module.scoring_log_probs(occupancy_x, piece_x, squares, labels)
+        hook.remove()
+    assert 0 < pieces_run[0] < 200
+    torch.testing.assert_close(F.nll_loss(scored, labels), F.nll_loss(full, labels))
+    assert torch.equal(scored.argmax(dim=1), full.argmax(dim=1))
+    truth = full.gather(1, labels[:, None])
+    torch.testing.assert_close(scored.gather(1, labels[:, None]), truth)

@@ -11,7 +11,8 @@ Python version that wrote it, which would break the byte-identity check of ``dvc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from chessrec.errors import UserError
-from chessrec.fileio import atomic_open
+from chessrec.fileio import atomic_open, atomic_path
 from chessrec.geometry import CropSpec, square_crops
 from chessrec.imageio import read_rgb
 from chessrec.labels import BoardSample
@@ -45,65 +46,88 @@ def _quiet_worker() -> None:
     cv2.setNumThreads(1)  # one OpenCV thread per worker process: no oversubscription of the cores
 
 
-def _crop_job(args: tuple[BoardSample, Mapping[str, CropSpec]]) -> dict[str, np.ndarray]:
-    return crop_sample(*args)
+def _crop_into(job: tuple[BoardSample, Mapping[str, CropSpec], Mapping[str, str], int]) -> None:
+    """Cut one photo's crops and write them into row ``row`` of each spec's crops file."""
+    sample, specs, files, row = job
+    for name, crops in crop_sample(sample, specs).items():
+        out = np.load(files[name], mmap_mode="r+")
+        out[row] = crops
+        out.flush()
 
 
 def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir: Path,
               workers: int = 2) -> dict[str, int]:
-    """Write ``out_dir/<split>/`` for every split; returns boards per split."""
+    """Write ``out_dir/<split>/`` for every split; returns boards per split.
+
+    Each worker writes its crops straight into the split's memory-mapped ``.npy`` files (created at
+    full size first, then moved into place when all are written): shipping 2 GB of crops back to
+    one process to stack them took about half of this stage's 50 s.
+    """
     if not specs:
         raise UserError("featurize: no crop spec to cut")
-    jobs = [(s, dict(specs)) for s in samples]
-    if workers > 1 and len(jobs) > 1:
-        with get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
-            crops = list(tqdm(pool.imap(_crop_job, jobs, chunksize=8), total=len(jobs), desc="featurize", unit="board", disable=None))
-    else:
-        crops = [_crop_job(j) for j in tqdm(jobs, desc="featurize", unit="board", disable=None)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for split in SPLITS:
-        idx = [i for i, s in enumerate(samples) if s.split == split]
-        arrays = {
-            f"{CROPS_PREFIX}{name}": (np.stack([crops[i][name] for i in idx]) if idx
-                                      else np.zeros((0, 64, 3, *spec.output_shape), np.uint8))
-            for name, spec in specs.items()
-        }
-        arrays |= {
-            "labels": np.stack([samples[i].labels for i in idx]).astype(np.int64) if idx else np.zeros((0, 64), np.int64),
-            "game_id": np.array([str(samples[i].game_id) for i in idx], dtype=str),
-            "move_id": np.array([samples[i].move_id for i in idx], dtype=np.int64),
-            "image_path": np.array([Path(samples[i].image_path).name for i in idx], dtype=str),
-        }
-        write_arrays(out_dir / split, arrays)
-        counts[split] = len(idx)
-    if counts.get("train", 0) == 0:
+    rows = {split: [i for i, s in enumerate(samples) if s.split == split] for split in SPLITS}
+    if not rows["train"]:
         raise UserError("featurize: the dataset has no 'train' split samples")
-    return counts
+    with ExitStack() as staging:
+        files = {(split, name): staging.enter_context(atomic_path(out_dir / split / f"{CROPS_PREFIX}{name}.npy"))
+                 for split in SPLITS for name in specs}
+        for (split, name), path in files.items():
+            shape = (len(rows[split]), 64, 3, *specs[name].output_shape)
+            if rows[split]:
+                np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape).flush()
+            else:
+                with open(path, "wb") as fh:  # a memory map cannot be empty
+                    np.save(fh, np.zeros(shape, np.uint8), allow_pickle=False)
+        jobs = [(samples[i], dict(specs), {name: str(files[split, name]) for name in specs}, row)
+                for split in SPLITS for row, i in enumerate(rows[split])]
+        if workers > 1 and len(jobs) > 1:
+            with get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
+                for _ in tqdm(pool.imap_unordered(_crop_into, jobs, chunksize=8), total=len(jobs), desc="featurize",
+                              unit="board", disable=None):
+                    pass
+        else:
+            for job in tqdm(jobs, desc="featurize", unit="board", disable=None):
+                _crop_into(job)
+        for split in SPLITS:
+            idx = rows[split]
+            write_arrays(out_dir / split, {
+                "labels": np.stack([samples[i].labels for i in idx]).astype(np.int64) if idx else np.zeros((0, 64), np.int64),
+                "game_id": np.array([str(samples[i].game_id) for i in idx], dtype=str),
+                "move_id": np.array([samples[i].move_id for i in idx], dtype=np.int64),
+                "image_path": np.array([Path(samples[i].image_path).name for i in idx], dtype=str),
+            }, keep=[f"{CROPS_PREFIX}{name}" for name in specs])
+    return {split: len(idx) for split, idx in rows.items()}
 
 
-def load_features(split_dir: Path) -> dict[str, np.ndarray]:
-    """A featurize output (``data/features/<split>/``) as a dict of arrays."""
+def load_features(split_dir: Path, mmap: bool = False) -> dict[str, np.ndarray]:
+    """A featurize output (``data/features/<split>/``) as a dict of arrays.
+
+    ``mmap``: map the files read-only instead of reading them, for a caller that takes a subset of
+    the squares (training keeps about 40% of the piece crops): on these machines reading the 1.4 GB
+    training split into fresh memory took 7-11 s, mapping it and copying the rows used 0.2 s.
+    """
     files = sorted(Path(split_dir).glob("*.npy"))
     if not files:
         raise UserError(f"{split_dir}: features not found (run `dvc repro featurize` first)")
-    return {f.stem: _load_array(f) for f in files}
+    return {f.stem: _load_array(f, mmap) for f in files}
 
 
-def _load_array(path: Path) -> np.ndarray:
+def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (ValueError, OSError, EOFError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"{path}: not a readable feature array (truncated or corrupt: {first}); "
                         "re-run `dvc repro featurize`") from None
 
 
-def write_arrays(split_dir: Path, arrays: dict[str, np.ndarray]) -> None:
-    """One ``.npy`` file per array, each written atomically; stale arrays are removed."""
+def write_arrays(split_dir: Path, arrays: dict[str, np.ndarray], keep: Sequence[str] = ()) -> None:
+    """One ``.npy`` file per array, each written atomically; stale arrays (not written, not named in
+    ``keep``) are removed."""
     split_dir = Path(split_dir)
     split_dir.mkdir(parents=True, exist_ok=True)
-    for stale in set(split_dir.glob("*.npy")) - {split_dir / f"{name}.npy" for name in arrays}:
+    for stale in set(split_dir.glob("*.npy")) - {split_dir / f"{name}.npy" for name in [*arrays, *keep]}:
         stale.unlink()
     for name, array in arrays.items():
         with atomic_open(split_dir / f"{name}.npy") as fh:

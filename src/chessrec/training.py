@@ -30,25 +30,48 @@ from chessrec.labels import EMPTY
 from chessrec.quiet import quiet_library_noise
 
 
+class SquareSamples(TensorDataset):
+    """Per-square samples that a DataLoader fetches a batch at a time (one indexing per tensor).
+
+    Fetching 256 samples one by one and stacking them took about 12 ms of a 170 ms training step;
+    ``__getitems__`` returns the batch already stacked, so the loader's ``collate_fn`` must be
+    :func:`as_batch`.  The sampler, and so the order of the samples, is the DataLoader's own.
+    """
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return tuple(tensor[index] for tensor in self.tensors)
+
+
+def as_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The ``collate_fn`` of a :class:`SquareSamples` loader: its batches come stacked already."""
+    return batch
+
+
 def square_dataset(features: dict[str, np.ndarray], spec_name: str, empty_keep: float = 1.0,
-                   seed: int = 0) -> TensorDataset:
+                   seed: int = 0, occupied_only: bool = False) -> SquareSamples:
     """Flatten boards into one sample per square: (crop uint8 of spec ``spec_name``, square index, class id).
 
     ``empty_keep`` < 1 keeps only that share of the empty squares (a fixed, seeded subset): they
     are most of every board and the easiest class, so dropping some spends the training budget
-    on telling pieces apart.
+    on telling pieces apart.  ``occupied_only`` keeps no empty square at all.  Only the kept
+    squares' crops are copied out of ``features`` (which may be memory-mapped).
     """
     by_spec = crops_by_spec(features)
     if spec_name not in by_spec:
         raise UserError(f"features hold crops {sorted(by_spec)}, not {spec_name!r}: re-run `dvc repro featurize`")
-    crops = torch.from_numpy(by_spec[spec_name]).flatten(0, 1)
-    labels = torch.from_numpy(features["labels"]).flatten()
-    squares = torch.arange(64).repeat(by_spec[spec_name].shape[0])
+    boards = by_spec[spec_name]
+    crops = boards.reshape(-1, *boards.shape[2:])
+    labels = np.asarray(features["labels"]).reshape(-1)
+    squares = np.tile(np.arange(64, dtype=np.int64), len(boards))
+    keep = np.ones(len(labels), dtype=bool)
     if empty_keep < 1.0:
         rng = np.random.default_rng(seed)
-        keep = torch.from_numpy((labels.numpy() != EMPTY) | (rng.random(len(labels)) < empty_keep))
-        crops, squares, labels = crops[keep], squares[keep], labels[keep]
-    return TensorDataset(crops, squares, labels)
+        keep = (labels != EMPTY) | (rng.random(len(labels)) < empty_keep)
+    if occupied_only:
+        keep &= labels != EMPTY
+    return SquareSamples(torch.from_numpy(crops[keep]), torch.from_numpy(squares[keep]),
+                         torch.from_numpy(labels[keep].astype(np.int64)))
 
 
 def photometric_jitter(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -170,30 +193,42 @@ class CascadeModule(_CardModule):
                  batch_size=len(batch["occupancy"][2]))
         return loss
 
+    def scoring_log_probs(self, occupancy_x: torch.Tensor, piece_x: torch.Tensor, squares: torch.Tensor,
+                          labels: torch.Tensor) -> torch.Tensor:
+        """The cascade's 13-class log-probabilities where they decide the loss and the argmax.
+
+        The piece network runs only on squares that hold a piece or are read as occupied.  On the
+        others empty outscores every piece (p(piece) <= p(occupied) < p(empty)), so their piece
+        terms are -inf: the same loss and accuracy as :meth:`forward`, for about 40% of its cost.
+        """
+        occupancy = self.occupancy(occupancy_x, squares)  # [empty, occupied]
+        needed = (labels != EMPTY) | (occupancy[:, 1] >= occupancy[:, 0])
+        pieces = occupancy.new_full((len(labels), len(self.card.class_names) - 1), float("-inf"))
+        if needed.any():
+            pieces[needed] = (self.piece(piece_x[needed], squares[needed]) + occupancy[needed, 1:2]).to(pieces.dtype)
+        return torch.cat([pieces, occupancy[:, :1]], dim=1)
+
     def validation_step(self, batch, batch_idx):
         occupancy_crops, piece_crops, squares, labels = batch
         p = self.card.preprocessing
-        log_probs = self(preprocess(occupancy_crops, p), preprocess(piece_crops, p), squares)
+        log_probs = self.scoring_log_probs(preprocess(occupancy_crops, p), preprocess(piece_crops, p), squares, labels)
         self.log("val/loss", F.nll_loss(log_probs, labels), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val/acc", (log_probs.argmax(dim=1) == labels).float().mean(), on_step=False, on_epoch=True,
                  prog_bar=True, sync_dist=True)
 
 
-def cascade_datasets(features: dict[str, np.ndarray], empty_keep: float, seed: int) -> dict[str, TensorDataset]:
+def cascade_datasets(features: dict[str, np.ndarray], empty_keep: float, seed: int) -> dict[str, SquareSamples]:
     """The two training sets of a cascade: occupancy (kept squares, 0 = empty / 1 = occupied) and
     piece (occupied squares only, the 12 piece classes)."""
-    occupancy = square_dataset(features, OCCUPANCY_CROPS, empty_keep, seed)
-    crops, squares, labels = occupancy.tensors
-    occupancy = TensorDataset(crops, squares, (labels != EMPTY).long())
-    crops, squares, labels = square_dataset(features, PIECE_CROPS).tensors
-    occupied = labels != EMPTY
-    return {"occupancy": occupancy, "piece": TensorDataset(crops[occupied], squares[occupied], labels[occupied])}
+    crops, squares, labels = square_dataset(features, OCCUPANCY_CROPS, empty_keep, seed).tensors
+    return {"occupancy": SquareSamples(crops, squares, (labels != EMPTY).long()),
+            "piece": square_dataset(features, PIECE_CROPS, occupied_only=True)}
 
 
-def cascade_validation_set(features: dict[str, np.ndarray]) -> TensorDataset:
+def cascade_validation_set(features: dict[str, np.ndarray]) -> SquareSamples:
     """Every validation square with both crops and its 13-class label."""
     occupancy, piece = (square_dataset(features, name).tensors for name in (OCCUPANCY_CROPS, PIECE_CROPS))
-    return TensorDataset(occupancy[0], piece[0], occupancy[1], occupancy[2])
+    return SquareSamples(occupancy[0], piece[0], occupancy[1], occupancy[2])
 
 
 class EpochLines(pl.Callback):
@@ -272,11 +307,11 @@ def build_trainer(params: Params, logger, callbacks: list) -> pl.Trainer:
 def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks: list) -> pl.Trainer:
     """Train on the ``train`` split, validate on ``val``, write the checkpoint to ``model_path``."""
     pl.seed_everything(params.seed, workers=True)
-    train_features, val_features = load_features(features_dir / "train"), load_features(features_dir / "val")
+    train_features, val_features = (load_features(features_dir / split, mmap=True) for split in ("train", "val"))
     trainer = build_trainer(params, logger, callbacks)
     card = model_card(params, {"boards": {"train": len(train_features["labels"]), "val": len(val_features["labels"])},
                                "precision": trainer.precision})
-    loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers)
+    loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers, collate_fn=as_batch)
     if is_cascade(card):
         train_loader = CombinedLoader({name: DataLoader(dataset, shuffle=True, **loader_args) for name, dataset in
                                        cascade_datasets(train_features, params.train.empty_keep, params.seed).items()},

@@ -21,7 +21,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import CombinedLoader
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from chessrec.adapt.augment import augmented_crops
 from chessrec.adapt.photos import PreparedPhoto, SetPhoto, check_labels_match, file_digest, prepare_photo
@@ -29,6 +29,7 @@ from chessrec.config import FinetuneConfig
 from chessrec.errors import UserError
 from chessrec.features import CROPS_PREFIX
 from chessrec.labels import CLASS_NAMES, CORNER_NAMES
+from chessrec.training import SquareSamples, as_batch
 
 #: fewer photos than this cannot show a set's pieces from more than one side
 MIN_PHOTOS = 2
@@ -159,7 +160,7 @@ def with_random_squares(dataset, rng: np.random.Generator):
     colour = light[squares.numpy()].astype(int)
     same_colour = [np.flatnonzero(light == c) for c in (0, 1)]
     random = np.array([rng.choice(same_colour[c]) for c in colour], dtype=np.int64)
-    return TensorDataset(crops, torch.from_numpy(random), labels)
+    return SquareSamples(crops, torch.from_numpy(random), labels)
 
 
 def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneConfig = FinetuneConfig(),
@@ -208,7 +209,7 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
 
     quiet_library_noise()
     pl.seed_everything(options.seed, workers=True, verbose=False)
-    loader_args = dict(batch_size=options.batch_size, shuffle=True, num_workers=0)
+    loader_args = dict(batch_size=options.batch_size, shuffle=True, num_workers=0, collate_fn=as_batch)
     if is_cascade(card):
         module = CascadeModule(card.to_dict(), options.lr, options.weight_decay)
         datasets = cascade_datasets(features, 1.0, options.seed)

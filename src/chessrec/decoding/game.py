@@ -151,6 +151,15 @@ class GameTracker:
         self.options = options
         self.roots: list[chess.Board] = []
         self.frames: list[TrackedFrame] = []
+        self._reachable: tuple[list[chess.Board], tuple] | None = None  # (the roots, reachable from them)
+
+    def _candidates(self) -> tuple:
+        """:func:`reachable` from the current roots, searched once per roots: a video shows each
+        position for several frames, and the search (~900 positions at two plies) cost more than
+        the rest of the tracker."""
+        if self._reachable is None or self._reachable[0] is not self.roots:
+            self._reachable = (self.roots, reachable(self.roots, self.options.max_plies))
+        return self._reachable[1]
 
     def push(self, probs: np.ndarray) -> TrackedFrame:
         """Decode the next frame from its (64, 13) class probabilities."""
@@ -162,7 +171,7 @@ class GameTracker:
         own = constrained(log_probs, options)
         best = None
         if self.roots:
-            entries, placements = reachable(self.roots, options.max_plies)
+            entries, placements = self._candidates()
             scores = placement_scores(log_probs, placements)
             index = int(np.argmax(scores))  # first maximum = fewest moves
             if scores[index] >= own.log_prob - options.break_margin:
