@@ -329,3 +329,35 @@ def test_a_cascade_card_gives_its_occupancy_network_its_own_width_and_older_card
     older = ModelCard(architecture={k: v for k, v in narrow.architecture.items() if k != "occupancy_width"},
                       crop_specs=specs, version=1)
     assert {card.architecture["width"] for card in stage_cards(older).values()} == {16}
+
+
+def test_featurize_workers_write_every_split_whole_and_clear_an_earlier_runs_leftovers(tmp_path):
+    """Two worker processes write the crops into the split files; an empty split is a 0-row array; the
+    arrays of specs no longer cut and the temp files of a killed run are gone afterwards."""
+    from PIL import Image
+
+    from chessrec.geometry import square_crops
+    from chessrec.labels import BoardSample
+
+    samples = []
+    for i, split in enumerate(["train", "train", "train", "test"]):
+        image, corners = _photo(seed=i)
+        Image.fromarray(image).save(tmp_path / f"p{i}.png")
+        samples.append(BoardSample(tmp_path / f"p{i}.png", labels_from_fen(chess.STARTING_BOARD_FEN), corners,
+                                   split=split, game_id=f"g{i}", move_id=i))
+    out = tmp_path / "features"
+    write_arrays(out / "train", {"crops_square": np.zeros((1, 64, 3, 8, 8), np.uint8)})  # an earlier run's spec
+    (out / "train" / ".crops_piece.npy.abc123.tmp").write_bytes(b"half a file")  # a killed run's leftover
+    specs = {"occupancy": CropSpec(kind="height_aware", size=8), "piece": CropSpec(kind="height_aware", size=12)}
+
+    assert featurize(samples, specs, out, workers=2) == {"train": 3, "val": 0, "test": 1}
+
+    train = load_features(out / "train")
+    assert sorted(p.name for p in (out / "train").iterdir()) == sorted(
+        f"{name}.npy" for name in ("crops_occupancy", "crops_piece", "labels", "game_id", "move_id", "image_path"))
+    for row, sample in enumerate(samples[:3]):  # each worker's rows land where their photo belongs
+        image = np.asarray(Image.open(sample.image_path).convert("RGB"))
+        np.testing.assert_array_equal(train["crops_piece"][row], square_crops(image, sample.corners, specs["piece"]))
+    assert train["game_id"].tolist() == ["g0", "g1", "g2"] and train["move_id"].tolist() == [0, 1, 2]
+    assert load_features(out / "val")["crops_occupancy"].shape == (0, 64, 3, 16, 8)
+    assert load_features(out / "test")["crops_piece"].shape == (1, 64, 3, 24, 12)

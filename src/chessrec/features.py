@@ -11,7 +11,8 @@ Python version that wrote it, which would break the byte-identity check of ``dvc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Mapping
 from contextlib import ExitStack
 from multiprocessing import get_context
 from pathlib import Path
@@ -46,6 +47,14 @@ def _quiet_worker() -> None:
     cv2.setNumThreads(1)  # one OpenCV thread per worker process: no oversubscription of the cores
 
 
+def _reserve(path: Path) -> None:
+    """Allocate a memory-mapped file's blocks now: a full disk is then an ``OSError`` here, not a
+    SIGBUS in a worker writing into a sparse file (which would leave the pool waiting forever)."""
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as fh:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+
+
 def _crop_into(job: tuple[BoardSample, Mapping[str, CropSpec], Mapping[str, str], int]) -> None:
     """Cut one photo's crops and write them into row ``row`` of each spec's crops file."""
     sample, specs, files, row = job
@@ -69,13 +78,17 @@ def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir
     rows = {split: [i for i, s in enumerate(samples) if s.split == split] for split in SPLITS}
     if not rows["train"]:
         raise UserError("featurize: the dataset has no 'train' split samples")
-    with ExitStack() as staging:
+    for split in SPLITS:  # temp files a killed run left behind
+        for leftover in (out_dir / split).glob(".*.npy.*.tmp"):
+            leftover.unlink()
+    with ExitStack() as staging:  # every file of every split moves into place only once all are written
         files = {(split, name): staging.enter_context(atomic_path(out_dir / split / f"{CROPS_PREFIX}{name}.npy"))
                  for split in SPLITS for name in specs}
         for (split, name), path in files.items():
             shape = (len(rows[split]), 64, 3, *specs[name].output_shape)
             if rows[split]:
                 np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape).flush()
+                _reserve(path)
             else:
                 with open(path, "wb") as fh:  # a memory map cannot be empty
                     np.save(fh, np.zeros(shape, np.uint8), allow_pickle=False)
@@ -91,12 +104,20 @@ def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir
                 _crop_into(job)
         for split in SPLITS:
             idx = rows[split]
-            write_arrays(out_dir / split, {
+            arrays = {
                 "labels": np.stack([samples[i].labels for i in idx]).astype(np.int64) if idx else np.zeros((0, 64), np.int64),
                 "game_id": np.array([str(samples[i].game_id) for i in idx], dtype=str),
                 "move_id": np.array([samples[i].move_id for i in idx], dtype=np.int64),
                 "image_path": np.array([Path(samples[i].image_path).name for i in idx], dtype=str),
-            }, keep=[f"{CROPS_PREFIX}{name}" for name in specs])
+            }
+            for name, array in arrays.items():
+                with open(staging.enter_context(atomic_path(out_dir / split / f"{name}.npy")), "wb") as fh:
+                    np.save(fh, array, allow_pickle=False)
+    written = {f"{CROPS_PREFIX}{name}.npy" for name in specs} | {f"{name}.npy" for name in arrays}
+    for split in SPLITS:  # arrays of an earlier run's specs
+        for stale in (out_dir / split).glob("*.npy"):
+            if stale.name not in written:
+                stale.unlink()
     return {split: len(idx) for split, idx in rows.items()}
 
 
@@ -122,12 +143,11 @@ def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
                         "re-run `dvc repro featurize`") from None
 
 
-def write_arrays(split_dir: Path, arrays: dict[str, np.ndarray], keep: Sequence[str] = ()) -> None:
-    """One ``.npy`` file per array, each written atomically; stale arrays (not written, not named in
-    ``keep``) are removed."""
+def write_arrays(split_dir: Path, arrays: dict[str, np.ndarray]) -> None:
+    """One ``.npy`` file per array, each written atomically; stale arrays are removed."""
     split_dir = Path(split_dir)
     split_dir.mkdir(parents=True, exist_ok=True)
-    for stale in set(split_dir.glob("*.npy")) - {split_dir / f"{name}.npy" for name in [*arrays, *keep]}:
+    for stale in set(split_dir.glob("*.npy")) - {split_dir / f"{name}.npy" for name in arrays}:
         stale.unlink()
     for name, array in arrays.items():
         with atomic_open(split_dir / f"{name}.npy") as fh:

@@ -151,15 +151,16 @@ class GameTracker:
         self.options = options
         self.roots: list[chess.Board] = []
         self.frames: list[TrackedFrame] = []
-        self._reachable: tuple[list[chess.Board], tuple] | None = None  # (the roots, reachable from them)
+        self._reachable: tuple[list[chess.Board], int, tuple] | None = None  # (roots, max plies, reachable)
 
     def _candidates(self) -> tuple:
         """:func:`reachable` from the current roots, searched once per roots: a video shows each
         position for several frames, and the search (~900 positions at two plies) cost more than
         the rest of the tracker."""
-        if self._reachable is None or self._reachable[0] is not self.roots:
-            self._reachable = (self.roots, reachable(self.roots, self.options.max_plies))
-        return self._reachable[1]
+        plies = self.options.max_plies
+        if self._reachable is None or self._reachable[0] is not self.roots or self._reachable[1] != plies:
+            self._reachable = (self.roots, plies, reachable(self.roots, plies))
+        return self._reachable[2]
 
     def push(self, probs: np.ndarray) -> TrackedFrame:
         """Decode the next frame from its (64, 13) class probabilities."""
