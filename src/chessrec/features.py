@@ -47,6 +47,20 @@ def _quiet_worker() -> None:
     cv2.setNumThreads(1)  # one OpenCV thread per worker process: no oversubscription of the cores
 
 
+#: the per-board arrays beside the crops, in every split
+BOARD_ARRAYS = ("labels", "game_id", "move_id", "image_path")
+
+
+def _board_arrays(boards: list[BoardSample]) -> dict[str, np.ndarray]:
+    """Labels and identity of each board of a split (see :data:`BOARD_ARRAYS`)."""
+    return {
+        "labels": np.stack([b.labels for b in boards]).astype(np.int64) if boards else np.zeros((0, 64), np.int64),
+        "game_id": np.array([str(b.game_id) for b in boards], dtype=str),
+        "move_id": np.array([b.move_id for b in boards], dtype=np.int64),
+        "image_path": np.array([Path(b.image_path).name for b in boards], dtype=str),
+    }
+
+
 def _reserve(path: Path) -> None:
     """Allocate a memory-mapped file's blocks now: a full disk is then an ``OSError`` here, not a
     SIGBUS in a worker writing into a sparse file (which would leave the pool waiting forever)."""
@@ -103,17 +117,10 @@ def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir
             for job in tqdm(jobs, desc="featurize", unit="board", disable=None):
                 _crop_into(job)
         for split in SPLITS:
-            idx = rows[split]
-            arrays = {
-                "labels": np.stack([samples[i].labels for i in idx]).astype(np.int64) if idx else np.zeros((0, 64), np.int64),
-                "game_id": np.array([str(samples[i].game_id) for i in idx], dtype=str),
-                "move_id": np.array([samples[i].move_id for i in idx], dtype=np.int64),
-                "image_path": np.array([Path(samples[i].image_path).name for i in idx], dtype=str),
-            }
-            for name, array in arrays.items():
+            for name, array in _board_arrays([samples[i] for i in rows[split]]).items():
                 with open(staging.enter_context(atomic_path(out_dir / split / f"{name}.npy")), "wb") as fh:
                     np.save(fh, array, allow_pickle=False)
-    written = {f"{CROPS_PREFIX}{name}.npy" for name in specs} | {f"{name}.npy" for name in arrays}
+    written = {f"{name}.npy" for name in [*(f"{CROPS_PREFIX}{spec}" for spec in specs), *BOARD_ARRAYS]}
     for split in SPLITS:  # arrays of an earlier run's specs
         for stale in (out_dir / split).glob("*.npy"):
             if stale.name not in written:
