@@ -49,6 +49,11 @@ def project(camera, points3d: np.ndarray) -> np.ndarray:
     return pix[:, :2] / pix[:, 2:3]
 
 
+def camera_position(camera) -> np.ndarray:
+    _, rotation, t = camera
+    return -rotation.T @ t
+
+
 def board_corners(camera) -> np.ndarray:
     return project(camera, np.array([[0, 0, 0], [8, 0, 0], [8, 8, 0], [0, 8, 0]], dtype=float))
 
@@ -112,6 +117,26 @@ def test_height_aware_box_holds_square_and_piece_head_for_known_camera_poses(pos
     # boxes stay local: no box is wider than two squares
     square_px = np.linalg.norm(np.roll(corners, 1, axis=0) - corners, axis=1).max() / 8
     assert np.linalg.norm(boxes[:, 1] - boxes[:, 0], axis=1).max() < 2.5 * square_px
+
+
+@pytest.mark.parametrize("azimuth", [0.0, 130.0, 250.0])
+def test_in_a_top_down_photo_every_box_leans_away_from_the_point_below_the_camera(azimuth):
+    """Straight from above, pieces lean out from the image point under the camera, on every side of it:
+    the boxes follow them round (a box standing "image up" would lose the head of a piece below it)."""
+    camera = look_at_camera(89.5, azimuth, distance=12.0)
+    corners = board_corners(camera)
+    boxes = height_aware_boxes(corners, CropSpec(kind="height_aware", size=16, height_factor=1.7), IMAGE_SHAPE)
+    x, y, _ = camera_position(camera)
+    below_camera = project(camera, np.array([[x, y, 0.0]]))[0]
+    files, rows = np.arange(64) % 8, 7 - np.arange(64) // 8
+    centres = project(camera, np.c_[files + 0.5, rows + 0.5, np.zeros(64)])
+    away = centres - below_camera
+    up = (boxes[:, 0] + boxes[:, 1]) / 2 - (boxes[:, 2] + boxes[:, 3]) / 2
+    square_px = np.linalg.norm(corners[1] - corners[0]) / 8
+    apart = np.linalg.norm(away, axis=1) > square_px  # right under the camera a piece leans nowhere
+    cosine = np.einsum("ij,ij->i", up, away)[apart] / np.linalg.norm(up[apart], axis=1) / np.linalg.norm(away[apart], axis=1)
+    assert apart.sum() >= 56 and cosine.min() > 0.95
+    assert (away[apart, 1] > 0).sum() >= 20  # squares below that point in the image: their boxes point down
 
 
 @pytest.mark.parametrize("elevation", [35.0, 55.0, 80.0])

@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import chess
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -261,9 +262,9 @@ def test_recognizer_locks_the_board_and_relocates_when_the_view_moves(checkpoint
 
 
 def test_a_lock_refreshed_on_settled_frames_holds_through_a_game_and_still_drops_a_moved_board():
-    """Moved pieces and drifting light wear the checker pattern down over a game (in this rendered game
-    from 56 to 17 log-odds by ply 16): against its strength when locked the re-check fails on a board
-    that never moved; refreshed on each settled frame it holds, and a board that slid still fails."""
+    """Moved pieces and drifting light wear the checker pattern down over a game: against its strength
+    when locked the re-check fails on a board that never moved; refreshed on each settled frame it
+    holds, and a board that slid a square along its rank still fails."""
     from chessrec.broadcast.benchmark import render_game
 
     game = render_game(12018, 18, 640, still_frames=1, fps=5.0)
@@ -279,8 +280,10 @@ def test_a_lock_refreshed_on_settled_frames_holds_through_a_game_and_still_drops
     for pixels in settled:
         assert fresh.lock_holds(pixels)
         fresh.refresh_lock(pixels)
-    square_px = np.linalg.norm(board[1] - board[0]) / 8
-    assert not fresh.lock_holds(np.roll(settled[-1], int(round(square_px / 2)), axis=1))
+    square = (board[1] - board[0]) / 8  # one square along the rank: light squares lie where dark ones were
+    slid = cv2.warpAffine(settled[-1], np.float32([[1, 0, square[0]], [0, 1, square[1]]]),
+                          settled[-1].shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    assert not fresh.lock_holds(slid)
 
 
 def test_game_tracker_streams_the_continuity_decode_with_moves_and_boards():

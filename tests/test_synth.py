@@ -11,7 +11,7 @@ import pytest
 
 from chessrec.cli import main as cli_main
 from chessrec.datasets import load_dataset
-from chessrec.geometry import board_homography, validate_corners
+from chessrec.geometry import CropSpec, board_homography, height_aware_boxes, validate_corners
 from chessrec.labels import EMPTY, board_from_labels, labels_from_board
 from chessrec.synth import contact_sheet, render_board, render_dataset
 from chessrec.synth import dataset as synth_dataset
@@ -89,6 +89,25 @@ def test_annotated_corners_are_a_valid_board_inside_the_image(seed):
     render = render_board(EMPTY_BOARD, seed, image_size=256, with_ids=False)
     validate_corners(render.corners, render.image.shape)
     assert 35.0 <= render.camera["elevation_deg"] <= 90.0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_render_is_cut_along_its_true_vertical(seed):
+    """The principal point sits at the image centre, as in an uncropped photo, so the height-aware
+    crops find the vertical from the board's corners alone, as on real photos: every box stands on
+    its square and points away from where the world's downward direction vanishes."""
+    render = render_board(EMPTY_BOARD, seed, image_size=320, with_ids=False)
+    assert render.camera["principal_point"] == [160.0, 160.0]
+    projection = np.asarray(render.camera["projection"])
+    nadir = projection[:, 2] * -1.0
+    nadir = nadir[:2] / nadir[2]
+    boxes = height_aware_boxes(render.corners, CropSpec(kind="height_aware", size=16), render.image.shape)
+    up = (boxes[:, 0] + boxes[:, 1]) / 2 - (boxes[:, 3] + boxes[:, 2]) / 2
+    bottom = (boxes[:, 3] + boxes[:, 2]) / 2
+    away = bottom - nadir
+    far = np.linalg.norm(away, axis=1) > 20  # the direction is only defined away from the nadir
+    cosine = np.einsum("ij,ij->i", up[far], away[far]) / np.linalg.norm(up[far], axis=1) / np.linalg.norm(away[far], axis=1)
+    assert far.sum() >= 48 and cosine.min() > 0.99, (render.camera["elevation_deg"], cosine.min())
 
 
 def test_game_positions_follow_one_move_at_a_time():

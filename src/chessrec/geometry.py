@@ -183,14 +183,18 @@ def _local_frames(img_to_board: np.ndarray, board_pts: np.ndarray, image_shape: 
     up = np.tile([0.0, -1.0], (len(xy), 1))
     vp = _vertical_vanishing_point(img_to_board, image_shape)
     if vp is not None:
-        away = xy * vp[2] - vp[:2]  # direction from the vanishing point to each point (up to sign)
-        away /= np.maximum(np.linalg.norm(away, axis=1, keepdims=True), 1e-300)
-        horizon = img_to_board[2]
-        level = np.c_[xy, np.ones(len(xy))] @ horizon
-        towards_horizon = (away @ horizon[:2]) * -np.sign(level)
-        away *= np.where(towards_horizon < 0, -1.0, 1.0)[:, None]
-        if np.median(-away[:, 1]) > np.cos(np.radians(40.0)):
-            up = away
+        if abs(vp[2]) > 1e-9 * np.linalg.norm(vp[:2]):
+            # a camera that sees the board from above sees the nadir there: every piece stands away
+            # from it, radially in a top-down view, however the photo is turned
+            away = xy - vp[:2] / vp[2]
+        else:  # a vertical vanishing at infinity (a level camera): up is the side of the horizon
+            away = -np.tile(vp[:2], (len(xy), 1))
+            horizon = img_to_board[2]
+            level = np.c_[xy, np.ones(len(xy))] @ horizon
+            away *= np.where((away @ horizon[:2]) * -np.sign(level) < 0, -1.0, 1.0)[:, None]
+        length = np.linalg.norm(away, axis=1, keepdims=True)
+        defined = length[:, 0] > 1e-6 * float(max(image_shape[:2]))  # at the nadir itself, any way is up
+        up[defined] = away[defined] / length[defined]
     right = np.c_[-up[:, 1], up[:, 0]]  # up rotated clockwise on screen
     inv = np.linalg.inv(jac)
     per_px_up = np.linalg.norm(np.einsum("nij,nj->ni", inv, up), axis=1)  # squares per pixel

@@ -141,6 +141,18 @@ def look_at(elevation_deg: float, azimuth_deg: float, distance: float, roll_deg:
     return np.stack([right, down, forward]), position
 
 
+def _turn_towards(aim: np.ndarray) -> np.ndarray:
+    """The camera-frame rotation that turns the optical axis onto the ray through ``aim`` (x/z, y/z)."""
+    ray = np.array([aim[0], aim[1], 1.0]) / np.sqrt(1.0 + aim @ aim)
+    axis = np.cross(ray, [0.0, 0.0, 1.0])
+    sin = np.linalg.norm(axis)
+    if sin < 1e-12:
+        return np.eye(3)
+    k = axis / sin
+    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + sin * cross + (1.0 - ray[2]) * cross @ cross  # Rodrigues: ray -> optical axis
+
+
 def _sample_camera(rng: np.random.Generator, size: int, border: float) -> tuple[Camera, dict]:
     """A random viewpoint whose frame holds the whole board (and most of the tallest pieces).
 
@@ -164,15 +176,24 @@ def _draw_camera(rng: np.random.Generator, size: int, border: float) -> tuple[Ca
     rotation, position = look_at(elevation, azimuth, distance, roll, target)
     outer = np.array([[-border, -border, 0], [8 + border, -border, 0], [8 + border, 8 + border, 0],
                       [-border, 8 + border, 0]])
-    lifted = BOARD_CORNERS + np.array([0.0, 0.0, 1.0])
-    pc = (np.concatenate([outer, lifted]) - position) @ rotation.T
-    xy = pc[:, :2] / pc[:, 2:3]
+    frame = np.concatenate([outer, BOARD_CORNERS + np.array([0.0, 0.0, 1.0])])
+
+    def view(rot: np.ndarray) -> np.ndarray:  # normalised image coordinates of what must be in frame
+        pc = (frame - position) @ rot.T
+        return pc[:, :2] / pc[:, 2:3]
+
+    # A photographer turns the camera to frame the board: the principal point stays at the image
+    # centre, as in every uncropped photo (the crops' vertical is estimated under that assumption).
+    xy = view(rotation)
+    rotation = _turn_towards((xy.min(axis=0) + xy.max(axis=0)) / 2) @ rotation  # board in the middle
+    xy = view(rotation)
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     fill = float(rng.uniform(0.5, 0.92))
     focal = fill * size / float((hi - lo).max())
-    slack = (size - focal * (hi - lo)) / 2
-    centre = size / 2 - focal * (lo + hi) / 2 + rng.uniform(-0.8, 0.8, 2) * slack
-    camera = Camera(rotation, position, focal, float(centre[0]), float(centre[1]))
+    slack = (size - focal * (hi - lo)) / 2  # pixels to spare on each side
+    rotation = _turn_towards((lo + hi) / 2 + rng.uniform(-0.8, 0.8, 2) * slack / focal) @ rotation
+    focal = min(focal, 0.999 * (size / 2) / float(np.abs(view(rotation)).max()))  # turning may bend it out
+    camera = Camera(rotation, position, focal, size / 2, size / 2)
     info = {"elevation_deg": elevation, "azimuth_deg": azimuth, "distance": distance, "roll_deg": roll,
             "focal_px": focal, "principal_point": [camera.cx, camera.cy], "image_size": size}
     return camera, info
