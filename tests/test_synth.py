@@ -102,8 +102,8 @@ def test_every_render_is_cut_along_its_true_vertical(seed):
     nadir = projection[:, 2] * -1.0
     nadir = nadir[:2] / nadir[2]
     boxes = height_aware_boxes(render.corners, CropSpec(kind="height_aware", size=16), render.image.shape)
-    up = (boxes[:, 0] + boxes[:, 1]) / 2 - (boxes[:, 3] + boxes[:, 2]) / 2
     bottom = (boxes[:, 3] + boxes[:, 2]) / 2
+    up = (boxes[:, 0] + boxes[:, 1]) / 2 - bottom
     away = bottom - nadir
     far = np.linalg.norm(away, axis=1) > 20  # the direction is only defined away from the nadir
     cosine = np.einsum("ij,ij->i", up[far], away[far]) / np.linalg.norm(up[far], axis=1) / np.linalg.norm(away[far], axis=1)

@@ -182,16 +182,11 @@ def _local_frames(img_to_board: np.ndarray, board_pts: np.ndarray, image_shape: 
     jac = (g[None, :2, :2] - xy[:, :, None] * g[None, 2:3, :2]) / w[:, :, None]
     up = np.tile([0.0, -1.0], (len(xy), 1))
     vp = _vertical_vanishing_point(img_to_board, image_shape)
-    if vp is not None:
-        if abs(vp[2]) > 1e-9 * np.linalg.norm(vp[:2]):
-            # a camera that sees the board from above sees the nadir there: every piece stands away
-            # from it, radially in a top-down view, however the photo is turned
-            away = xy - vp[:2] / vp[2]
-        else:  # a vertical vanishing at infinity (a level camera): up is the side of the horizon
-            away = -np.tile(vp[:2], (len(xy), 1))
-            horizon = img_to_board[2]
-            level = np.c_[xy, np.ones(len(xy))] @ horizon
-            away *= np.where((away @ horizon[:2]) * -np.sign(level) < 0, -1.0, 1.0)[:, None]
+    if vp is not None and abs(vp[2]) > 1e-9 * np.linalg.norm(vp[:2]):
+        # a camera that sees the board from above sees the nadir there (a level camera, whose
+        # verticals vanish at infinity, sees no board): every piece stands away from it, radially
+        # in a top-down view, however the photo is turned
+        away = xy - vp[:2] / vp[2]
         length = np.linalg.norm(away, axis=1, keepdims=True)
         defined = length[:, 0] > 1e-6 * float(max(image_shape[:2]))  # at the nadir itself, any way is up
         up[defined] = away[defined] / length[defined]
