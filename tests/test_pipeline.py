@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -128,3 +130,47 @@ def test_stages_run_the_code_of_the_checkout_dvc_runs_them_in(tmp_path):
     result = run(["dvc", "repro", "prepare"], repo, check=False)
     assert result.returncode != 0
     assert "prepare of the copy ran" in result.stdout + result.stderr
+
+
+def _conf_and_params(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "conf", tmp_path / "conf")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+COMPOSE = [sys.executable, str(REPO / "scripts" / "compose_params.py"), "--repo", "."]
+
+
+def test_repro_script_stops_naming_the_key_when_conf_was_edited_but_params_yaml_was_not(tmp_path):
+    repo = _conf_and_params(tmp_path)
+    committed = (repo / "params.yaml").read_bytes()
+    assert run(COMPOSE + ["--check"], repo).returncode == 0
+    config = repo / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("\nseed: 7\n", "\nseed: 8\n"))
+
+    result = run(COMPOSE + ["--check"], repo, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "seed: conf/ gives 8, params.yaml has 7" in result.stderr
+    assert (repo / "params.yaml").read_bytes() == committed  # a check writes nothing
+
+    run(COMPOSE, repo)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["seed"] == 8
+    assert run(COMPOSE + ["--check"], repo).returncode == 0
+
+
+def test_composing_an_unchanged_conf_leaves_the_committed_params_yaml_byte_for_byte(tmp_path):
+    repo = _conf_and_params(tmp_path)
+    before = (repo / "params.yaml").stat().st_mtime_ns
+    assert "unchanged" in run(COMPOSE, repo).stdout
+    assert (repo / "params.yaml").stat().st_mtime_ns == before
+
+
+def test_a_conf_that_cannot_compose_is_refused_in_one_line_and_params_yaml_is_kept(tmp_path):
+    repo = _conf_and_params(tmp_path)
+    committed = (repo / "params.yaml").read_bytes()
+    config = repo / "conf" / "config.yaml"
+    config.write_text(config.read_text().replace("  - profile: default", "  - profile: nosuch"))
+    result = run(COMPOSE, repo, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "conf: cannot compose params.yaml" in result.stderr and "nosuch" in result.stderr
+    assert (repo / "params.yaml").read_bytes() == committed
