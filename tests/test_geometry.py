@@ -139,6 +139,25 @@ def test_in_a_top_down_photo_every_box_leans_away_from_the_point_below_the_camer
     assert (away[apart, 1] > 0).sum() >= 20  # squares below that point in the image: their boxes point down
 
 
+def test_corners_clicked_by_hand_on_a_phone_photo_still_give_the_true_vertical():
+    """A phone held over a corner of the board: pieces lean by up to 30 degrees across the photo.
+    Corners clicked 10 pixels off (on a 3000-pixel board) make the two focal-length constraints
+    disagree by several percent; the boxes must still follow the pieces, not fall back to "image up"."""
+    shape = (5760, 3240)  # a portrait phone photo, focal length 0.75 of its long side
+    camera = look_at_camera(60, 35, distance=16.0, focal_px=0.75 * 5760, image_shape=shape)
+    clicked = board_corners(camera) + np.array([[8.0, -6.0], [-10.0, 4.0], [6.0, 10.0], [-4.0, -8.0]])
+    boxes = height_aware_boxes(clicked, CropSpec(kind="height_aware", size=40), shape)
+    files, rows = np.arange(64) % 8, 7 - np.arange(64) // 8
+    feet = project(camera, np.c_[files + 0.5, rows + 0.5, np.zeros(64)])
+    heads = project(camera, np.c_[files + 0.5, rows + 0.5, -np.ones(64)])
+    up = (boxes[:, 0] + boxes[:, 1]) / 2 - (boxes[:, 2] + boxes[:, 3]) / 2
+    lean = np.degrees(np.arccos(np.einsum("ij,ij->i", up, heads - feet)
+                                / np.linalg.norm(up, axis=1) / np.linalg.norm(heads - feet, axis=1)))
+    image_up = np.degrees(np.arccos(-(heads - feet)[:, 1] / np.linalg.norm(heads - feet, axis=1)))
+    assert image_up.max() > 25.0  # the photo's own vertical would be far off
+    assert lean.max() < 12.0  # "image up" would be 30 degrees off at a8
+
+
 @pytest.mark.parametrize("elevation", [35.0, 55.0, 80.0])
 def test_camera_elevation_is_read_from_foreshortening(elevation):
     camera = look_at_camera(elevation, 120, distance=40, focal_px=2000)
