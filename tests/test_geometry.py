@@ -140,9 +140,10 @@ def test_in_a_top_down_photo_every_box_leans_away_from_the_point_below_the_camer
 
 
 def test_corners_clicked_by_hand_on_a_phone_photo_still_give_the_true_vertical():
-    """A phone held over a corner of the board: pieces lean by up to 30 degrees across the photo.
-    Corners clicked 10 pixels off (on a 3000-pixel board) make the two focal-length constraints
-    disagree by several percent; the boxes must still follow the pieces, not fall back to "image up"."""
+    """A phone photo taken from 35 degrees round from White's side, close: pieces lean by up to 30
+    degrees from the photo's own vertical (at a1).  Corners clicked up to 12 pixels off (on a board
+    about 2,000 pixels a side) make the two focal-length constraints disagree by more than 5% (the
+    bound before, which cut every box "image up" here); the boxes must still follow the pieces."""
     shape = (5760, 3240)  # a portrait phone photo, focal length 0.75 of its long side
     camera = look_at_camera(60, 35, distance=16.0, focal_px=0.75 * 5760, image_shape=shape)
     clicked = board_corners(camera) + np.array([[8.0, -6.0], [-10.0, 4.0], [6.0, 10.0], [-4.0, -8.0]])
@@ -155,7 +156,7 @@ def test_corners_clicked_by_hand_on_a_phone_photo_still_give_the_true_vertical()
                                 / np.linalg.norm(up, axis=1) / np.linalg.norm(heads - feet, axis=1)))
     image_up = np.degrees(np.arccos(-(heads - feet)[:, 1] / np.linalg.norm(heads - feet, axis=1)))
     assert image_up.max() > 25.0  # the photo's own vertical would be far off
-    assert lean.max() < 12.0  # "image up" would be 30 degrees off at a8
+    assert lean.max() < 12.0  # "image up" would be 30 degrees off at a1
 
 
 @pytest.mark.parametrize("elevation", [35.0, 55.0, 80.0])
