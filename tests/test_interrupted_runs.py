@@ -46,6 +46,14 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return []
 
 
+def _alive(process: psutil.Process) -> bool:
+    """Running and not yet a zombie; a process that ends between the two questions is not alive."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _stopped(process: psutil.Process, wait_s: float = 5.0) -> bool:
     """Whether SIGSTOP has taken hold (it is delivered asynchronously) rather than the process ending."""
     deadline = time.monotonic() + wait_s
@@ -84,7 +92,7 @@ def _stage_seconds(repo: Path, stage: str, timeout_s: float = 240.0) -> float:
     dvc = _start(repo, stage)
     process = _wait_for_stage(dvc, stage, timeout_s)
     started = time.monotonic()
-    while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+    while _alive(process):
         time.sleep(0.01)
     elapsed = time.monotonic() - started
     assert dvc.wait(timeout=timeout_s) == 0, f"dvc repro of {stage} failed"
@@ -97,7 +105,10 @@ def _kill_mid_stage(repo: Path, stage: str, after_s: float, timeout_s: float = 2
     try:
         process = _wait_for_stage(dvc, stage, timeout_s)
         time.sleep(max(after_s - (time.time() - process.create_time()), 0.0))
-        process.suspend()
+        try:
+            process.suspend()
+        except psutil.NoSuchProcess:
+            pytest.fail(f"{stage} ended before it could be killed")
         assert _stopped(process), f"{stage} ended before it could be killed"
     finally:
         os.killpg(dvc.pid, signal.SIGKILL)
