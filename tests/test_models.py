@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -132,6 +133,50 @@ def test_photometric_jitter_mirrors_the_flipped_crops_and_keeps_the_rest_an_affi
         assert torch.all(offset.abs() < 0.08 + 0.01)
         assert float(scale.max() / scale.min()) < 1.08 / 0.92 + 0.02  # one gain, a small colour balance
     assert 16 < mirrored < 48  # about half
+
+
+def _bright_spot(crops: torch.Tensor) -> torch.Tensor:
+    """(B, 2) row and column of each crop's brightest pixel (channel 0)."""
+    flat = crops[:, 0].flatten(1).argmax(dim=1)
+    return torch.stack([flat // crops.shape[-1], flat % crops.shape[-1]], dim=1).float()
+
+
+def test_geometric_jitter_moves_each_crop_within_the_set_shift_and_leaves_it_alone_when_off():
+    """A crop showing one bright spot at its centre: shifted crops carry it at most the set fraction
+    of the crop's height and width away (one pixel more for the interpolation), and not all by the
+    same amount; with no jitter the batch comes back untouched."""
+    from chessrec.training import CropJitter, geometric_jitter
+
+    x = torch.zeros(64, 3, 40, 20)
+    x[:, :, 20, 10] = 1.0
+    x = x.contiguous(memory_format=torch.channels_last)
+    assert geometric_jitter(x, CropJitter()) is x
+
+    out = geometric_jitter(x, CropJitter(shift=0.1), torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    moved = _bright_spot(out) - torch.tensor([20.0, 10.0])
+    assert torch.all(moved[:, 0].abs() <= 0.1 * 40 + 1) and torch.all(moved[:, 1].abs() <= 0.1 * 20 + 1)
+    assert len({tuple(m) for m in moved.tolist()}) > 8  # each crop its own shift
+
+
+def test_geometric_jitter_zooms_and_turns_about_the_crop_centre():
+    """Zoom and rotation alone keep a spot at the centre where it is and move a spot off the centre
+    along its ray (zoom) or across it (rotation), by no more than the set amounts."""
+    from chessrec.training import CropJitter, geometric_jitter
+
+    x = torch.zeros(32, 3, 81, 41)
+    x[:, :, 40, 20] = 1.0  # the centre pixel
+    x[:, :, 10, 20] = 0.5  # 30 px above it
+    generator = torch.Generator().manual_seed(1)
+    zoomed = geometric_jitter(x, CropJitter(zoom=0.2), generator)
+    assert torch.all(_bright_spot(zoomed) == torch.tensor([40.0, 20.0]))
+    above = zoomed[:, 0, :35, 20].argmax(dim=1).float()  # the upper spot stays on the centre column
+    assert torch.all((40 - above >= 30 / 1.2 - 1) & (40 - above <= 30 / 0.8 + 1))
+    turned = geometric_jitter(x, CropJitter(rotation_deg=10.0), generator)
+    assert torch.all(_bright_spot(turned) == torch.tensor([40.0, 20.0]))
+    upper = turned[:, 0, :35].flatten(1).argmax(dim=1)
+    sideways = (upper % 41 - 20).float().abs()
+    assert torch.all(sideways <= 30 * math.sin(math.radians(10)) + 1) and sideways.max() >= 2
 
 
 def test_native_bf16_precision_trains_in_bfloat16_only_where_the_hardware_runs_it(monkeypatch):
