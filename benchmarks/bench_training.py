@@ -4,11 +4,14 @@
 
 A step is what ``CascadeModule.training_step`` does: a batch of occupancy crops (48 x 24) and a
 batch of piece crops (80 x 40), each preprocessed and jittered, forward, backward and AdamW, on
-the threads torch uses by default (both cores here).  Variants: float32 against bfloat16 autocast
-(``trainer.precision``), the occupancy network as wide as the piece network against half as wide
-(``model.occupancy_width``), stepped round-robin.  Prints the p50 milliseconds per step and crops per second, beside the
-machine-speed reference (``chessrec.machine_speed``) before and after.  Random crops: the time of
-a step does not depend on what the pixels show.
+the threads torch uses by default (both cores here).  Variants: the configured step (params.yaml),
+and the same step with one setting changed at a time: float32 against bfloat16 autocast
+(``trainer.precision``; bfloat16 only where the CPU runs it natively, emulated it takes 9x), the
+occupancy network as wide as the piece network or half as wide (``model.occupancy_width``), the
+crops' geometric jitter off or on (``train.crop_shift`` / ``crop_zoom`` / ``crop_rotation_deg``).
+They are stepped round-robin.  Prints the p50 milliseconds per step and crops per second,
+beside the machine-speed reference (``chessrec.machine_speed``) before and after.  Random crops:
+the time of a step does not depend on what the pixels show.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import argparse
 import statistics
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from chessrec.config import load_params
 from chessrec.machine_speed import reference_ms
-from chessrec.training import CascadeModule, model_card
+from chessrec.training import CascadeModule, CropJitter, model_card, native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +41,13 @@ def train_step(module: CascadeModule, optimizer: torch.optim.Optimizer, batches:
     loss.backward()
     optimizer.step()
     return (time.perf_counter() - start) * 1e3
+
+
+def _shown(value) -> str:
+    if isinstance(value, CropJitter):
+        return (f"shift {value.shift:g}, zoom {value.zoom:g}, rotation {value.rotation_deg:g} deg"
+                if value.active else "off")
+    return str(value)
 
 
 def main() -> None:
@@ -54,13 +65,23 @@ def main() -> None:
         batches[stage] = (torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator),
                           torch.randint(0, 64, (args.batch,), generator=generator),
                           torch.randint(0, classes, (args.batch,), generator=generator))
+    t, m = params.train, params.model
+    configured = {"precision": "bf16" if native_bf16(params.trainer.accelerator) else "float32",
+                  "occupancy width": m.occupancy_width or m.width,
+                  "crop jitter": CropJitter(t.crop_shift, t.crop_zoom, t.crop_rotation_deg)}
+    changes = [{}, {"occupancy width": m.width if configured["occupancy width"] != m.width else max(4, m.width // 2)},
+               {"crop jitter": CropJitter() if configured["crop jitter"].active else CropJitter(0.06, 0.1)}]
+    if native_bf16(params.trainer.accelerator):
+        changes.append({"precision": "float32"})
     variants = {}
-    for occupancy_width in (params.model.width, max(4, params.model.width // 2)):  # 4: the config's minimum
-        tuned = params.model_copy(update={"model": params.model.model_copy(update={"occupancy_width": occupancy_width})})
-        module = CascadeModule(model_card(tuned).to_dict(), 1e-3, 0.0).train()
+    for change in changes:
+        setting = {**configured, **change}
+        tuned = params.model_copy(update={"model": m.model_copy(update={"occupancy_width": setting["occupancy width"]})})
+        module = CascadeModule(model_card(tuned).to_dict(), 1e-3, 0.0, asdict(setting["crop jitter"])).train()
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
-        for bf16 in (False, True):
-            variants[("bf16" if bf16 else "float32", occupancy_width)] = (module, optimizer, bf16)
+        label = "configured" if not change else "; ".join(f"{k} {_shown(v)}" for k, v in change.items())
+        variants[label] = (module, optimizer, setting["precision"] == "bf16")
+    print("configured: " + ", ".join(f"{k} {_shown(v)}" for k, v in configured.items()))
     before = reference_ms()
     times = {key: [] for key in variants}
     for round_ in range(args.steps + 2):  # round-robin, so a machine that speeds up or slows down mid-run
@@ -68,10 +89,10 @@ def main() -> None:
             ms = train_step(module, optimizer, batches, bf16)
             if round_ >= 2:  # two warm-up rounds
                 times[key].append(ms)
-    print(f"{'precision':<10} {'occupancy width':>15} {'ms / step':>10} {'crops / s':>10}")
-    for (precision, occupancy_width), samples in times.items():
+    print(f"{'variant':<40} {'ms / step':>10} {'crops / s':>10}")
+    for label, samples in times.items():
         ms = statistics.median(samples)
-        print(f"{precision:<10} {occupancy_width:>15} {ms:>10.1f} {2 * args.batch / ms * 1e3:>10.0f}")
+        print(f"{label:<40} {ms:>10.1f} {2 * args.batch / ms * 1e3:>10.0f}")
     print(f"machine-speed reference: {before:.1f} ms before, {reference_ms():.1f} ms after; "
           f"{torch.get_num_threads()} torch threads")
 
