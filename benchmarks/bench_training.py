@@ -65,10 +65,10 @@ def main() -> None:
         batches[stage] = (torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator),
                           torch.randint(0, 64, (args.batch,), generator=generator),
                           torch.randint(0, classes, (args.batch,), generator=generator))
-    t, m = params.train, params.model
+    m = params.model
     configured = {"precision": "bf16" if native_bf16(params.trainer.accelerator) else "float32",
                   "occupancy width": m.occupancy_width or m.width,
-                  "crop jitter": CropJitter(t.crop_shift, t.crop_zoom, t.crop_rotation_deg)}
+                  "crop jitter": CropJitter.of(params.train)}
     changes = [{}, {"occupancy width": m.width if configured["occupancy width"] != m.width else max(4, m.width // 2)},
                {"crop jitter": CropJitter() if configured["crop jitter"].active else CropJitter(0.06, 0.1)}]
     if native_bf16(params.trainer.accelerator):

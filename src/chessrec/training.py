@@ -107,6 +107,11 @@ class CropJitter:
     zoom: float = 0.0
     rotation_deg: float = 0.0
 
+    @classmethod
+    def of(cls, train) -> CropJitter:
+        """The jitter a ``train`` config section (:class:`chessrec.config.TrainConfig`) asks for."""
+        return cls(train.crop_shift, train.crop_zoom, train.crop_rotation_deg)
+
     @property
     def active(self) -> bool:
         return self.shift > 0 or self.zoom > 0 or self.rotation_deg > 0
@@ -118,7 +123,10 @@ def geometric_jitter(x: torch.Tensor, jitter: CropJitter, generator: torch.Gener
     if not jitter.active:
         return x
     b, _, h, w = x.shape
-    uniform = lambda *shape: torch.rand(shape, generator=generator, device=x.device) * 2 - 1  # noqa: E731
+
+    def uniform(*shape: int) -> torch.Tensor:  # in -1..1
+        return torch.rand(shape, generator=generator, device=x.device) * 2 - 1
+
     zoom = 1.0 + jitter.zoom * uniform(b)
     turn = torch.deg2rad(jitter.rotation_deg * uniform(b))
     shift = 2 * jitter.shift * uniform(b, 2)  # affine_grid's coordinates span -1..1
@@ -352,8 +360,7 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
     trainer = build_trainer(params, logger, callbacks)
     card = model_card(params, {"boards": {"train": len(train_features["labels"]), "val": len(val_features["labels"])},
                                "precision": trainer.precision})
-    t = params.train
-    crop_jitter = asdict(CropJitter(t.crop_shift, t.crop_zoom, t.crop_rotation_deg))
+    crop_jitter = asdict(CropJitter.of(params.train))
     loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers, collate_fn=as_batch)
     if is_cascade(card):
         train_loader = CombinedLoader({name: DataLoader(dataset, shuffle=True, **loader_args) for name, dataset in
