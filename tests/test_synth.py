@@ -84,6 +84,21 @@ def test_same_seed_gives_same_pixels_and_the_camera_ignores_the_position():
     assert not np.array_equal(a.image, render_board(START, 6, image_size=192).image)
 
 
+def test_a_slimmer_set_changes_only_the_pieces_widths():
+    from chessrec.synth.render import GIRTH_RANGE, ChessSet
+
+    slim, stout = (render_board(START, 9, image_size=256, chess_set=ChessSet(girth=g)) for g in GIRTH_RANGE)
+    assert slim.camera == {**stout.camera, "girth": GIRTH_RANGE[0]}  # same camera, light, sensor
+    assert stout.camera["girth"] == GIRTH_RANGE[1]
+    board = ~(slim.piece_mask | stout.piece_mask)  # the same pixels there, but for narrower shadows
+    assert (slim.image[board] == stout.image[board]).all(axis=-1).mean() > 0.8
+    assert slim.piece_mask.sum() < 0.75 * stout.piece_mask.sum()  # same heights, narrower pieces
+    drawn = {render_board(START, seed, image_size=64, with_ids=False).camera["girth"] for seed in range(40)}
+    assert min(drawn) >= GIRTH_RANGE[0] and max(drawn) <= GIRTH_RANGE[1] and max(drawn) - min(drawn) > 0.2
+    with pytest.raises(ValueError, match="girth"):
+        ChessSet(girth=2.0)
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_annotated_corners_are_a_valid_board_inside_the_image(seed):
     render = render_board(EMPTY_BOARD, seed, image_size=256, with_ids=False)

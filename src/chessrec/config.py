@@ -159,6 +159,7 @@ class AdaptConfig(FinetuneConfig):
     style: Literal[registry.PIECE_STYLES] = "modern"
     pieces: Literal[registry.HELD_OUT_PIECES] = "red-cream"
     board: Literal[registry.BOARD_PALETTES] = "blue"
+    girth: float = Field(1.0, ge=registry.GIRTH_RANGE[0], le=registry.GIRTH_RANGE[1])
     cameras: Literal["fixed", "random"] = "fixed"
     image_size: int = Field(640, ge=128, le=4096)
 

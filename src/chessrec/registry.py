@@ -26,3 +26,7 @@ BOARD_PALETTES = ("green-mat", "vinyl-tournament", "brown-wood", "maple-walnut",
                   "red-buff")
 #: piece colours no training render draws, :data:`chessrec.synth.render.HELD_OUT_PIECES` (sets to adapt to)
 HELD_OUT_PIECES = ("red-cream", "blue-white")
+#: pieces' widths relative to their style's meshes, heights kept (:class:`chessrec.synth.render.ChessSet`).
+#: Tournament sets on roll-up mats stand slimmer on their squares than the meshes (a regulation pawn's
+#: base spans about 0.4-0.5 of a 2.25" square, the staunton mesh's 0.62): training draws down to that
+GIRTH_RANGE = (0.65, 1.0)

@@ -164,8 +164,10 @@ def _modern(piece: int) -> Mesh:
     return _knight(0.95, 1.0, _KNIGHT_BLOCK, 0.3)
 
 
-def _scaled(mesh: Mesh, w: float) -> Mesh:
-    """``mesh`` widened by ``w`` (normals are recomputed only approximately: fine for shading)."""
+def widened(mesh: Mesh, w: float) -> Mesh:
+    """``mesh`` widened by ``w``, heights kept (normals are kept as they were: fine for shading)."""
+    if w == 1.0:
+        return mesh
     return Mesh(mesh.vertices * np.array([w, w, 1.0]), mesh.quads, mesh.quad_normals, mesh.polygons)
 
 
@@ -177,5 +179,5 @@ def piece_mesh(style: str, piece_type: int) -> Mesh:
     if style == "club":
         return _staunton(piece_type, 1.28, 0.88)
     if style == "modern":
-        return _scaled(_modern(piece_type), 1.15)
+        return widened(_modern(piece_type), 1.15)
     raise ValueError(f"unknown piece style {style!r}; choose from {STYLES}")

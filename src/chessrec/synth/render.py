@@ -27,7 +27,7 @@ import numpy as np
 from chessrec import registry
 from chessrec.geometry import MIN_BOARD_SIDE_PX, board_sides
 from chessrec.labels import EMPTY, piece_of_class
-from chessrec.synth.pieces import STYLES, Mesh, box, piece_mesh, revolve
+from chessrec.synth.pieces import STYLES, Mesh, box, piece_mesh, revolve, widened
 
 #: the a8, h8, h1 and a1 corners of the playing area (CORNER_NAMES order), world coordinates.
 BOARD_CORNERS = np.array([[0, 8, 0], [8, 8, 0], [8, 0, 0], [0, 0, 0]], dtype=np.float64)
@@ -51,6 +51,8 @@ BLACK_MATERIALS = {"black-plastic": (30, 30, 32), "ebony": (46, 40, 38), "rosewo
 #: name -> ((white side's material, RGB), (black side's material, RGB))
 HELD_OUT_PIECES = {"red-cream": (("cream", (236, 214, 150)), ("red", (158, 30, 28))),
                    "blue-white": (("white", (240, 240, 238)), ("blue", (36, 64, 150)))}
+#: pieces' widths relative to their style's meshes (see :data:`chessrec.registry.GIRTH_RANGE`)
+GIRTH_RANGE = registry.GIRTH_RANGE
 
 
 assert tuple(BOARD_PALETTES) == registry.BOARD_PALETTES and tuple(HELD_OUT_PIECES) == registry.HELD_OUT_PIECES
@@ -65,17 +67,22 @@ class ChessSet:
     so the camera, the light and the pieces' placement of a seed stay the same whatever the set;
     a fixed ``board`` palette can change the draws that follow the board's texture (table,
     clutter, photographer's shadow, sensor noise), since wooden and plain boards draw differently.
+    ``girth`` scales the pieces' widths (heights kept); random in :data:`GIRTH_RANGE` unless given,
+    from a stream of its own, so the rest of a seed's render does not move with it.
     """
 
     style: str | None = None
     pieces: str | None = None
     board: str | None = None
+    girth: float | None = None
 
     def __post_init__(self) -> None:
         for value, choices, what in ((self.style, STYLES, "piece style"), (self.pieces, HELD_OUT_PIECES, "pieces"),
                                      (self.board, BOARD_PALETTES, "board")):
             if value is not None and value not in choices:
                 raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
+        if self.girth is not None and not GIRTH_RANGE[0] <= self.girth <= GIRTH_RANGE[1]:
+            raise ValueError(f"girth {self.girth} outside {GIRTH_RANGE}")
 
 
 @dataclass(frozen=True)
@@ -365,7 +372,7 @@ class _Object:
 
 
 def _place_pieces(labels: np.ndarray, rng: np.random.Generator, style: str, white: np.ndarray,
-                  black: np.ndarray, spec: tuple[float, float]) -> list[_Object]:
+                  black: np.ndarray, spec: tuple[float, float], girth: float = 1.0) -> list[_Object]:
     objects = []
     for square, class_id in enumerate(np.asarray(labels).tolist()):
         if class_id == EMPTY:
@@ -379,8 +386,8 @@ def _place_pieces(labels: np.ndarray, rng: np.random.Generator, style: str, whit
             angle = rng.uniform(0, 2 * np.pi)
         tone = rng.uniform(0.96, 1.04)
         albedo = (white if piece.color else black) * tone
-        objects.append(_Object(piece_mesh(style, piece.piece_type), float(angle), centre, albedo,
-                               spec[0] if piece.color else spec[1], square))
+        mesh = widened(piece_mesh(style, piece.piece_type), girth)
+        objects.append(_Object(mesh, float(angle), centre, albedo, spec[0] if piece.color else spec[1], square))
     return objects
 
 
@@ -578,8 +585,11 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     labels = np.asarray(labels)
     if labels.shape != (64,):
         raise ValueError(f"labels must have shape (64,), got {labels.shape}")
-    scene_seq, piece_seq = np.random.SeedSequence(rng_seed).spawn(2)
+    scene_seq, piece_seq, girth_seq = np.random.SeedSequence(rng_seed).spawn(3)  # the first two as before
     rng = np.random.default_rng(scene_seq)
+    girth = chess_set.girth
+    if girth is None:
+        girth = float(np.random.default_rng(girth_seq).uniform(*GIRTH_RANGE))
     size = int(image_size)
 
     border = float(rng.uniform(0.25, 0.8))
@@ -618,7 +628,7 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     photographer = _photographer_shadow(rng, camera)
     sensor_rng = np.random.default_rng(rng.integers(2**63))
 
-    pieces = _place_pieces(labels, np.random.default_rng(piece_seq), style, white, black, spec)
+    pieces = _place_pieces(labels, np.random.default_rng(piece_seq), style, white, black, spec, girth)
     owner = np.zeros((size, size), np.int16) if with_ids else None
     _draw_objects(img, None, [_board_box(border, thickness, edge_colour)], camera, light)
     outer = np.array([[-border, 8 + border, 0], [8 + border, 8 + border, 0], [8 + border, -border, 0],
@@ -631,7 +641,7 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     image, sensor = _sensor(img, sensor_rng)
 
     square_ids, piece_mask = _ownership(owner, camera, size) if with_ids else (None, None)
-    info.update({"style": style, "white": white_name, "black": black_name, "board": palette,
+    info.update({"style": style, "girth": girth, "white": white_name, "black": black_name, "board": palette,
                  "board_border": border, "light_elevation_deg": float(np.degrees(light_elev)),
                  "light_azimuth_deg": float(np.degrees(light_azim)), "on_table": bool(on_table),
                  "photographer_shadow": photographer is not None,
