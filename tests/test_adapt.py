@@ -30,7 +30,7 @@ from chessrec.synth.positions import game_positions
 from chessrec.synth.render import ChessSet, render_board
 from chessrec.training import fit
 
-HELD_OUT = ChessSet(style="modern", pieces="red-cream", board="grey", girth=1.0)
+HELD_OUT = ChessSet(style="modern", pieces="red-cream", board="grey", girth=1.0, marks=False)
 SEEN_STYLES = ("staunton", "club")
 
 
