@@ -30,7 +30,7 @@ from chessrec.synth.positions import game_positions
 from chessrec.synth.render import ChessSet, render_board
 from chessrec.training import fit
 
-HELD_OUT = ChessSet(style="modern", pieces="red-cream", board="grey", girth=1.0, marks=False)
+HELD_OUT = ChessSet(style="modern", pieces="red-cream", board="grey", girth=1.0)
 SEEN_STYLES = ("staunton", "club")
 
 

@@ -99,20 +99,6 @@ def test_a_slimmer_set_changes_only_the_pieces_widths():
         ChessSet(girth=2.0)
 
 
-def test_logos_printed_on_squares_change_only_those_squares():
-    from chessrec.synth.render import ChessSet
-
-    marked = render_board(EMPTY_BOARD, 4, image_size=256, chess_set=ChessSet(marks=True))
-    plain = render_board(EMPTY_BOARD, 4, image_size=256, chess_set=ChessSet(marks=False))
-    squares = marked.camera["marked_squares"]
-    assert 1 <= len(squares) <= 2 and plain.camera["marked_squares"] == []
-    changed = np.abs(marked.image.astype(int) - plain.image).max(axis=-1) > 0
-    assert changed.any() and set(np.unique(marked.square_ids[changed]).tolist()) <= set(squares)
-    drawn = [render_board(EMPTY_BOARD, seed, image_size=64, with_ids=False).camera["marked_squares"] != []
-             for seed in range(60)]
-    assert 0.15 < np.mean(drawn) < 0.6  # some boards carry logos, most do not
-
-
 @pytest.mark.parametrize("seed", range(10))
 def test_annotated_corners_are_a_valid_board_inside_the_image(seed):
     render = render_board(EMPTY_BOARD, seed, image_size=256, with_ids=False)

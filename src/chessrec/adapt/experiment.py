@@ -32,9 +32,7 @@ def render_set(out_dir: Path, config: AdaptConfig, seed: int) -> tuple[list[SetP
     from chessrec.synth.positions import game_positions
     from chessrec.synth.render import ChessSet, render_board
 
-    # one physical set: its pieces' widths are a param; its board has no printed logo (a random one per
-    # photo would be a different board in each)
-    chess_set = ChessSet(config.style, config.pieces, config.board, config.girth, marks=False)
+    chess_set = ChessSet(config.style, config.pieces, config.board, config.girth)  # validated with the params
     rng = np.random.default_rng(seed)
     positions = [START_LABELS.copy() for _ in range(config.train_photos)]
     while len(positions) < config.train_photos + config.test_photos:

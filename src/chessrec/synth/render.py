@@ -53,8 +53,6 @@ HELD_OUT_PIECES = {"red-cream": (("cream", (236, 214, 150)), ("red", (158, 30, 2
                    "blue-white": (("white", (240, 240, 238)), ("blue", (36, 64, 150)))}
 #: pieces' widths relative to their style's meshes (see :data:`chessrec.registry.GIRTH_RANGE`)
 GIRTH_RANGE = registry.GIRTH_RANGE
-#: share of renders whose board has logos printed on one or two squares
-MARKED_SHARE = 0.35
 
 
 assert tuple(BOARD_PALETTES) == registry.BOARD_PALETTES and tuple(HELD_OUT_PIECES) == registry.HELD_OUT_PIECES
@@ -70,16 +68,13 @@ class ChessSet:
     a fixed ``board`` palette can change the draws that follow the board's texture (table,
     clutter, photographer's shadow, sensor noise), since wooden and plain boards draw differently.
     ``girth`` scales the pieces' widths (heights kept); random in :data:`GIRTH_RANGE` unless given,
-    from a stream of its own, so the rest of a seed's render does not move with it.  ``marks``:
-    whether the board has logos printed on squares (random, one render in :data:`MARKED_SHARE`,
-    from a stream of its own, unless given).
+    from a stream of its own, so the rest of a seed's render does not move with it.
     """
 
     style: str | None = None
     pieces: str | None = None
     board: str | None = None
     girth: float | None = None
-    marks: bool | None = None
 
     def __post_init__(self) -> None:
         for value, choices, what in ((self.style, STYLES, "piece style"), (self.pieces, HELD_OUT_PIECES, "pieces"),
@@ -263,50 +258,6 @@ def _board_texture(rng: np.random.Generator, px: int, border: float, palette: st
         ink = max((light, dark), key=lambda c: np.abs(c - border_colour).sum())
         _coordinates(tex, px, b, tuple(int(c) for c in ink))
     return tex, name
-
-
-def _print_marks(tex: np.ndarray, px: int, b: int, rng: np.random.Generator) -> list[int]:
-    """Logos printed on one or two squares, as tournament mats carry (a federation's emblem on h1,
-    a sponsor's name): flat ink that a piece can stand on and that is not a piece.  Returns the
-    squares (a1 = 0) marked."""
-    light, dark = tex[b + 7 * px + px // 2, b + px + px // 2], tex[b + 7 * px + px // 2, b + px // 2]  # b1, a1
-    squares = rng.choice(64, size=int(rng.integers(1, 3)), replace=False).tolist()
-    for square in squares:
-        file, rank = square % 8, square // 8
-        x0, y0 = b + file * px, b + (7 - rank) * px
-        on_light = (file + rank) % 2 == 1
-        ink = np.asarray(dark if on_light else light, np.float64) * rng.uniform(0.6, 1.0)
-        if rng.random() < 0.3:  # a coloured logo
-            ink = rng.uniform(20, 200, 3)
-        mark = np.zeros((px, px), np.uint8)
-        centre, half = px / 2 + rng.normal(0, px * 0.04, 2), px * rng.uniform(0.22, 0.4)
-        kind = int(rng.integers(3))
-        if kind == 0:  # a diamond of checkered cells (a federation's emblem)
-            cells = int(rng.integers(3, 7))
-            step = 2 * half / cells
-            for i in range(cells):
-                for j in range(cells):
-                    if (i + j) % 2 == 0:
-                        cx, cy = -half + (i + 0.5) * step, -half + (j + 0.5) * step
-                        quad = np.array([[cx - step / 2, cy - step / 2], [cx + step / 2, cy - step / 2],
-                                         [cx + step / 2, cy + step / 2], [cx - step / 2, cy + step / 2]])
-                        turned = quad @ (np.array([[1, -1], [1, 1]]) / np.sqrt(2)).T + centre
-                        cv2.fillConvexPoly(mark, np.round(turned * 16).astype(np.int32), 255, cv2.LINE_AA, 4)
-        elif kind == 1:  # a word
-            word = "".join(chr(ord("A") + int(c)) for c in rng.integers(0, 26, int(rng.integers(2, 5))))
-            scale = 1.0
-            (tw, th), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-            scale = 2 * half / max(tw, 1)
-            (tw, th), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-            cv2.putText(mark, word, (int(centre[0] - tw / 2), int(centre[1] + th / 2)), cv2.FONT_HERSHEY_SIMPLEX,
-                        scale, 255, max(1, int(round(scale * 1.5))), cv2.LINE_AA)
-        else:  # a ring or a disc
-            thickness = -1 if rng.random() < 0.4 else max(1, int(half * rng.uniform(0.15, 0.35)))
-            cv2.circle(mark, (int(centre[0] * 16), int(centre[1] * 16)), int(half * 16), 255, thickness, cv2.LINE_AA, 4)
-        alpha = mark.astype(np.float32)[..., None] / 255.0 * rng.uniform(0.7, 1.0)
-        patch = tex[y0:y0 + px, x0:x0 + px].astype(np.float32)
-        tex[y0:y0 + px, x0:x0 + px] = np.clip(patch * (1 - alpha) + ink * alpha, 0, 255).astype(np.uint8)
-    return squares
 
 
 def _coordinates(tex: np.ndarray, px: int, b: int, colour: tuple) -> None:
@@ -634,8 +585,7 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     labels = np.asarray(labels)
     if labels.shape != (64,):
         raise ValueError(f"labels must have shape (64,), got {labels.shape}")
-    # the scene's, the pieces' placement's, then streams added later, so older draws do not move
-    scene_seq, piece_seq, girth_seq, marks_seq = np.random.SeedSequence(rng_seed).spawn(4)
+    scene_seq, piece_seq, girth_seq = np.random.SeedSequence(rng_seed).spawn(3)  # the first two as before
     rng = np.random.default_rng(scene_seq)
     girth = chess_set.girth
     if girth is None:
@@ -662,9 +612,6 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     spec = (float(rng.uniform(0.05, 0.4)), float(rng.uniform(0.1, 0.6)))
     px = max(16, round(36 * size / 512))  # texture pixels per square, about the rendered size
     board_tex, palette = _board_texture(rng, px, border, chess_set.board)
-    marks_rng = np.random.default_rng(marks_seq)
-    marked = chess_set.marks if chess_set.marks is not None else bool(marks_rng.random() < MARKED_SHARE)
-    marked_squares = _print_marks(board_tex, px, int(round(border * px)), marks_rng) if marked else []
     thickness = float(rng.choice([0.03, rng.uniform(0.1, 0.4)]))
 
     img = _background(rng, size)
@@ -694,7 +641,7 @@ def render_board(labels: np.ndarray, rng_seed: int, image_size: int = 512, with_
     image, sensor = _sensor(img, sensor_rng)
 
     square_ids, piece_mask = _ownership(owner, camera, size) if with_ids else (None, None)
-    info.update({"style": style, "girth": girth, "marked_squares": marked_squares, "white": white_name, "black": black_name, "board": palette,
+    info.update({"style": style, "girth": girth, "white": white_name, "black": black_name, "board": palette,
                  "board_border": border, "light_elevation_deg": float(np.degrees(light_elev)),
                  "light_azimuth_deg": float(np.degrees(light_azim)), "on_table": bool(on_table),
                  "photographer_shadow": photographer is not None,
