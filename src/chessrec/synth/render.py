@@ -373,6 +373,7 @@ class _Object:
 
 def _place_pieces(labels: np.ndarray, rng: np.random.Generator, style: str, white: np.ndarray,
                   black: np.ndarray, spec: tuple[float, float], girth: float = 1.0) -> list[_Object]:
+    meshes = {piece_type: widened(piece_mesh(style, piece_type), girth) for piece_type in chess.PIECE_TYPES}
     objects = []
     for square, class_id in enumerate(np.asarray(labels).tolist()):
         if class_id == EMPTY:
@@ -386,8 +387,8 @@ def _place_pieces(labels: np.ndarray, rng: np.random.Generator, style: str, whit
             angle = rng.uniform(0, 2 * np.pi)
         tone = rng.uniform(0.96, 1.04)
         albedo = (white if piece.color else black) * tone
-        mesh = widened(piece_mesh(style, piece.piece_type), girth)
-        objects.append(_Object(mesh, float(angle), centre, albedo, spec[0] if piece.color else spec[1], square))
+        objects.append(_Object(meshes[piece.piece_type], float(angle), centre, albedo,
+                               spec[0] if piece.color else spec[1], square))
     return objects
 
 
