@@ -64,6 +64,17 @@ def test_repro_produces_model_metrics_and_plots(tiny_repo):
 
 
 @pytest.mark.slow
+def test_deterministic_stages_record_the_instruction_set_their_bytes_were_made_on(tiny_repo):
+    from chessrec.reproducibility import instruction_set
+
+    for stage in ("prepare", "featurize"):
+        record = tiny_repo / "reproduction" / f"{stage}.json"
+        assert json.loads(record.read_text()) == instruction_set(), stage
+        tracked = run(["git", "ls-files", "--error-unmatch", f"reproduction/{stage}.json"], tiny_repo, check=False)
+        assert tracked.returncode == 0, f"{stage}'s record must be committed beside dvc.lock"
+
+
+@pytest.mark.slow
 def test_second_repro_runs_nothing(tiny_repo_copy):
     out = run(["dvc", "repro"], tiny_repo_copy).stdout
     assert "Running stage" not in out

@@ -1,4 +1,5 @@
-"""The CI reproduction check compares quality metrics, never machine figures (scripts/check_reproduction.py)."""
+"""The CI reproduction check compares quality metrics, never machine figures, and demands identical bytes of
+the deterministic stages where the committed ones were made (scripts/check_reproduction.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import sys
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-from check_reproduction import compare_metrics  # noqa: E402
+import check_reproduction  # noqa: E402
+from check_reproduction import byte_verdicts, compare_metrics  # noqa: E402
+
+import chessrec.reproducibility  # noqa: E402
 
 DIFF = {  # the shape of DVC 3's `dvc metrics diff --all --json`
     "dvclive/evaluate/metrics.json": {
@@ -34,3 +38,40 @@ def test_a_quality_metric_beyond_tolerance_is_reported_with_file_and_name():
     problems, _ = compare_metrics(moved, tolerance=0.15)
     assert problems == ["m.json: square_acc = 0.9500, committed 0.9700 (tolerance 0.01)",
                         "m.json: errors_per_board = 2.3000, committed 1.8000 (tolerance 0.4)"]
+
+
+AVX2 = {"machine": "x86_64", "numpy_simd_baseline": ["X86_V2"], "numpy_simd_found": ["X86_V3"], "numpy": "2.4.6",
+        "opencv": "5.0.0"}
+AVX512 = {**AVX2, "numpy_simd_found": ["AVX512_ICL", "X86_V3", "X86_V4"]}
+
+
+def _lock(raw_md5: str) -> dict:
+    return {"stages": {"prepare": {"outs": [{"path": "data/raw", "md5": raw_md5}]},
+                       "featurize": {"outs": [{"path": "data/features", "md5": "f"}]}}}
+
+
+def _verdicts(monkeypatch, committed_on, here, strict=False):
+    monkeypatch.setattr(check_reproduction, "committed_record", lambda stage: committed_on)
+    monkeypatch.setattr(chessrec.reproducibility, "instruction_set", lambda: here)
+    return byte_verdicts(_lock("a"), _lock("b"), strict)
+
+
+def test_other_bytes_fail_on_the_instruction_set_that_made_the_committed_outputs(monkeypatch):
+    failures, notes = _verdicts(monkeypatch, committed_on=AVX2, here=dict(AVX2))
+    assert notes == [] and len(failures) == 1
+    assert failures[0].startswith("prepare: output data/raw hash b != committed a") and "X86_V3" in failures[0]
+
+
+def test_other_bytes_are_noted_naming_both_machines_on_another_instruction_set_or_with_no_record(monkeypatch):
+    failures, notes = _verdicts(monkeypatch, committed_on=AVX2, here=AVX512)
+    assert failures == [] and len(notes) == 1
+    assert "committed on x86_64 with X86_V3, reproduced on x86_64 with AVX512_ICL+X86_V3+X86_V4" in notes[0]
+    failures, notes = _verdicts(monkeypatch, committed_on=None, here=AVX512)
+    assert failures == [] and "committed on an unrecorded machine" in notes[0]
+
+
+def test_strict_bytes_fail_anywhere_and_identical_bytes_pass_everywhere(monkeypatch):
+    failures, _ = _verdicts(monkeypatch, committed_on=AVX2, here=AVX512, strict=True)
+    assert len(failures) == 1
+    monkeypatch.setattr(check_reproduction, "committed_record", lambda stage: AVX2)
+    assert byte_verdicts(_lock("a"), _lock("a"), strict=True) == ([], [])

@@ -8,6 +8,7 @@ from chessrec.stages.paths import PLOTS, RAW
 def main(params_path: str = "params.yaml") -> int:
     params = load_params(params_path)
     from chessrec.datasets import import_dataset
+    from chessrec.reproducibility import write_record
     from chessrec.synth import contact_sheet, render_dataset
 
     d = params.data
@@ -19,6 +20,7 @@ def main(params_path: str = "params.yaml") -> int:
     else:
         samples = import_dataset(d.source, d.path, RAW, skip_bad=d.skip_bad)
     contact_sheet(samples, PLOTS / "samples.jpg", n=16, tile=224)
+    write_record("prepare")  # the instruction set these bytes were made on (chessrec.reproducibility)
     return 0
 
 

@@ -1,0 +1,60 @@
+"""What decides the bytes a deterministic stage writes, recorded beside its outputs.
+
+The renders and crops are byte-identical run after run on one machine, but not across instruction
+sets: numpy and OpenCV take other SIMD paths with AVX-512 than with AVX2 and round differently
+(measured 2026-12-04: the same commit's renders differ in bytes between an AVX2 and an AVX-512
+machine, and are identical on one).  ``prepare`` and ``featurize`` each write this record with
+their outputs, so the reproduction check (``scripts/check_reproduction.py``) can demand identical
+bytes exactly when it runs where the committed ones were made, and only note a difference
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+#: where the deterministic stages write the record of the machine that made their outputs
+RECORDS = Path("reproduction")
+
+
+def instruction_set() -> dict:
+    """The facts that decide how this machine rounds numpy's and OpenCV's vectorised work.
+
+    numpy reports the SIMD targets it found on this CPU (``X86_V3`` is AVX2, ``X86_V4`` AVX-512);
+    OpenCV dispatches on the same CPU features, so its own list adds nothing; the library
+    versions are pinned by ``requirements.lock`` and recorded for a reader who checks.
+    """
+    import cv2
+    import numpy as np
+
+    simd = np.show_config(mode="dicts").get("SIMD Extensions", {})
+    return {
+        "machine": platform.machine(),
+        "numpy_simd_baseline": sorted(simd.get("baseline") or []),
+        "numpy_simd_found": sorted(simd.get("found") or []),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+    }
+
+
+def record_path(stage: str) -> Path:
+    return RECORDS / f"{stage}.json"
+
+
+def write_record(stage: str) -> Path:
+    """Write this machine's :func:`instruction_set` as ``stage``'s record (stable bytes: sorted keys)."""
+    from chessrec.fileio import write_atomic
+
+    path = record_path(stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, json.dumps(instruction_set(), indent=2, sort_keys=True) + "\n")
+
+
+def same_instruction_set(committed: dict | None, current: dict) -> bool:
+    """Whether outputs made under ``committed`` must reproduce byte for byte under ``current``.
+
+    No record (outputs committed before records existed) cannot vouch for anything: False.
+    """
+    return committed is not None and committed == current
