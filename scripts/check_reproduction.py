@@ -78,31 +78,39 @@ def changed_outputs(committed_lock: dict, lock: dict, stage: str) -> list[str]:
 
 def committed_record(stage: str) -> dict | None:
     """The instruction set the committed outputs of ``stage`` were made on, or None before records existed."""
-    from chessrec.reproducibility import record_path
+    from chessrec.reproducibility import read_record, record_path
 
     shown = subprocess.run(["git", "show", f"HEAD:{record_path(stage).as_posix()}"], text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    return json.loads(shown.stdout) if shown.returncode == 0 else None
+    return read_record(shown.stdout) if shown.returncode == 0 else None
+
+
+def reproduced_record(stage: str) -> dict:
+    """The instruction set the rerun of ``stage`` wrote (its own interpreter's), else this one's."""
+    from chessrec.reproducibility import instruction_set, read_record, record_path
+
+    path = record_path(stage)
+    return (read_record(path.read_text(encoding="utf-8")) if path.is_file() else None) or instruction_set()
 
 
 def describe(record: dict | None) -> str:
     if record is None:
         return "an unrecorded machine"
-    return f"{record.get('machine')} with {'+'.join(record.get('numpy_simd_found') or ['baseline SIMD only'])}"
+    simd = "+".join(record.get("numpy_simd_found") or ["baseline SIMD only"])
+    return f"{record.get('cpu_vendor', 'a CPU')} {record.get('machine')} with {simd}"
 
 
 def byte_verdicts(committed_lock: dict, lock: dict, strict: bool) -> tuple[list[str], list[str]]:
     """(failures, notes) about the deterministic stages' output bytes: a difference fails where the
     committed outputs were made on this instruction set (or ``strict``), and is noted elsewhere."""
-    from chessrec.reproducibility import instruction_set, same_instruction_set
+    from chessrec.reproducibility import same_instruction_set
 
-    here = instruction_set()
     failures, notes = [], []
     for stage in DETERMINISTIC_STAGES:
         differences = changed_outputs(committed_lock, lock, stage)
         if not differences:
             continue
-        committed = committed_record(stage)
+        committed, here = committed_record(stage), reproduced_record(stage)
         if strict or same_instruction_set(committed, here):
             failures += [f"{line} (made on this instruction set: {describe(here)})" for line in differences]
         else:

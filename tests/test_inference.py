@@ -286,6 +286,37 @@ def test_a_lock_refreshed_on_settled_frames_holds_through_a_game_and_still_drops
     assert not fresh.lock_holds(slid)
 
 
+def test_a_trusted_refresh_follows_a_move_that_halves_the_pattern_and_a_slid_board_still_fails():
+    """One move can take more than half the checker pattern's strength at once (here ply 17 of a
+    rendered game: 43.6 -> 19.6).  Refreshed only while it holds, the lock keeps the old reference and
+    fails on the board that never moved, frame after frame, until it is located again; refreshed as
+    trusted (a decode that continued the game) it takes the new strength and holds, and a board slid
+    by a square (the phase flipped) still fails, trusted or not."""
+    from chessrec.broadcast.benchmark import render_game
+
+    game = render_game(11004, 18, 640, still_frames=1, fps=5.0)
+    settled = [frame.pixels for frame, shows in zip(game.frames, game.shows) if shows >= 0]
+    board = order_corners(game.corners, "bottom-right")
+    before, after = settled[16], settled[17]
+
+    held_only = Recognizer(model="unused.ckpt")
+    held_only.lock_board(before, board, "bottom-right")
+    assert not held_only.lock_holds(after)
+    held_only.refresh_lock(after)
+    assert not held_only.lock_holds(after)  # stuck on the old strength
+
+    trusted = Recognizer(model="unused.ckpt")
+    trusted.lock_board(before, board, "bottom-right")
+    trusted.refresh_lock(after, trusted=True)
+    assert trusted.lock_holds(after)
+    square = (board[1] - board[0]) / 8
+    slid = cv2.warpAffine(after, np.float32([[1, 0, square[0]], [0, 1, square[1]]]), after.shape[1::-1],
+                          borderMode=cv2.BORDER_REPLICATE)
+    assert not trusted.lock_holds(slid)
+    trusted.refresh_lock(slid, trusted=True)
+    assert not trusted.lock_holds(slid)
+
+
 def test_game_tracker_streams_the_continuity_decode_with_moves_and_boards():
     board, frames = chess.Board(), []
     for san in ("e4", "e5", "Nf3", "Nc6", "Bb5", "a6", "O-O"):

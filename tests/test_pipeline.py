@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -70,8 +71,11 @@ def test_deterministic_stages_record_the_instruction_set_their_bytes_were_made_o
     for stage in ("prepare", "featurize"):
         record = tiny_repo / "reproduction" / f"{stage}.json"
         assert json.loads(record.read_text()) == instruction_set(), stage
-        tracked = run(["git", "ls-files", "--error-unmatch", f"reproduction/{stage}.json"], tiny_repo, check=False)
-        assert tracked.returncode == 0, f"{stage}'s record must be committed beside dvc.lock"
+        ignored = run(["git", "check-ignore", "-q", f"reproduction/{stage}.json"], tiny_repo, check=False)
+        assert ignored.returncode == 1, f"{stage}'s record must be committed beside dvc.lock, not ignored"
+        lock = yaml.safe_load((tiny_repo / "dvc.lock").read_text())["stages"][stage]["outs"]
+        md5 = next(out["md5"] for out in lock if out["path"] == f"reproduction/{stage}.json")
+        assert md5 == hashlib.md5(record.read_bytes()).hexdigest(), f"dvc.lock must hash {stage}'s record"
 
 
 @pytest.mark.slow

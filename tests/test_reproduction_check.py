@@ -9,9 +9,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 import check_reproduction  # noqa: E402
-from check_reproduction import byte_verdicts, compare_metrics  # noqa: E402
-
-import chessrec.reproducibility  # noqa: E402
+from check_reproduction import byte_verdicts, committed_record, compare_metrics, reproduced_record  # noqa: E402
 
 DIFF = {  # the shape of DVC 3's `dvc metrics diff --all --json`
     "dvclive/evaluate/metrics.json": {
@@ -40,7 +38,7 @@ def test_a_quality_metric_beyond_tolerance_is_reported_with_file_and_name():
                         "m.json: errors_per_board = 2.3000, committed 1.8000 (tolerance 0.4)"]
 
 
-AVX2 = {"machine": "x86_64", "numpy_simd_baseline": ["X86_V2"], "numpy_simd_found": ["X86_V3"], "numpy": "2.4.6",
+AVX2 = {"machine": "x86_64", "cpu_vendor": "AuthenticAMD", "numpy_simd_baseline": ["X86_V2"], "numpy_simd_found": ["X86_V3"], "numpy": "2.4.6",
         "opencv": "5.0.0"}
 AVX512 = {**AVX2, "numpy_simd_found": ["AVX512_ICL", "X86_V3", "X86_V4"]}
 
@@ -52,7 +50,7 @@ def _lock(raw_md5: str) -> dict:
 
 def _verdicts(monkeypatch, committed_on, here, strict=False):
     monkeypatch.setattr(check_reproduction, "committed_record", lambda stage: committed_on)
-    monkeypatch.setattr(chessrec.reproducibility, "instruction_set", lambda: here)
+    monkeypatch.setattr(check_reproduction, "reproduced_record", lambda stage: here)
     return byte_verdicts(_lock("a"), _lock("b"), strict)
 
 
@@ -65,7 +63,7 @@ def test_other_bytes_fail_on_the_instruction_set_that_made_the_committed_outputs
 def test_other_bytes_are_noted_naming_both_machines_on_another_instruction_set_or_with_no_record(monkeypatch):
     failures, notes = _verdicts(monkeypatch, committed_on=AVX2, here=AVX512)
     assert failures == [] and len(notes) == 1
-    assert "committed on x86_64 with X86_V3, reproduced on x86_64 with AVX512_ICL+X86_V3+X86_V4" in notes[0]
+    assert "committed on AuthenticAMD x86_64 with X86_V3, reproduced on AuthenticAMD x86_64 with AVX512_ICL+X86_V3+X86_V4" in notes[0]
     failures, notes = _verdicts(monkeypatch, committed_on=None, here=AVX512)
     assert failures == [] and "committed on an unrecorded machine" in notes[0]
 
@@ -75,3 +73,23 @@ def test_strict_bytes_fail_anywhere_and_identical_bytes_pass_everywhere(monkeypa
     assert len(failures) == 1
     monkeypatch.setattr(check_reproduction, "committed_record", lambda stage: AVX2)
     assert byte_verdicts(_lock("a"), _lock("a"), strict=True) == ([], [])
+
+
+def test_records_are_read_from_the_commit_and_from_the_rerun_and_a_broken_one_vouches_for_nothing(tmp_path, monkeypatch):
+    import json
+    import subprocess
+
+    from chessrec.reproducibility import instruction_set, write_record
+
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    assert committed_record("prepare") is None  # no commit, no record: outputs from before records existed
+    path = write_record("prepare")
+    (tmp_path / "reproduction" / "featurize.json").write_text("{not json")
+    subprocess.run(["git", "add", "."], check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "records"], check=True)
+    assert committed_record("prepare") == instruction_set() == json.loads(path.read_text())
+    assert committed_record("featurize") is None
+    path.write_text(json.dumps({**AVX2, "numpy_simd_found": ["X86_V3", "SOMETHING_ELSE"]}))
+    assert reproduced_record("prepare")["numpy_simd_found"] == ["X86_V3", "SOMETHING_ELSE"]  # what the stage wrote
+    assert reproduced_record("featurize") == instruction_set()  # a broken record: this interpreter's own

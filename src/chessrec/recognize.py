@@ -246,14 +246,26 @@ class Recognizer:
         held = np.sign(now) == np.sign(lock.checker) and abs(now) >= LOCK_RECHECK_SHARE * abs(lock.checker)
         return now if held else None
 
-    def refresh_lock(self, pixels: np.ndarray) -> None:
+    def refresh_lock(self, pixels: np.ndarray, trusted: bool = False) -> None:
         """Take this frame's checker pattern as the lock's new reference, if the lock still holds on it.
 
         For a frame known to show the board still and unobstructed (a broadcast's settled frames): over a
         game, moved pieces and drifting light wear the pattern down slowly, and against the strength it had
         when locked the re-check would fail on a board that never moved (a relocation, and its cost, for
         nothing).  A moved camera or a hand still fails against the refreshed reference at once.
+
+        ``trusted``: the caller read this frame under the lock and found it right (a broadcast decode the
+        game's best history explains).  Then a weaker pattern of the same phase is taken too: one move can
+        take more than half the pattern's strength at once (a piece onto a square of the other colour;
+        28.6 -> 12.4 in a rendered game), and against the old reference every later frame would fail until
+        a relocation.  A board slid by a square flips the phase and still fails.
         """
+        lock = self.lock
+        if trusted and lock is not None and lock.checker != 0.0 and tuple(pixels.shape[:2]) == lock.image_shape:
+            now = _checker(pixels, lock.corners)
+            if np.sign(now) == np.sign(lock.checker):
+                self.lock = replace(lock, checker=now)
+            return
         now = self._checker_if_held(pixels)
         if now is not None:
             self.lock = replace(self.lock, checker=now)

@@ -23,24 +23,55 @@ def instruction_set() -> dict:
     """The facts that decide how this machine rounds numpy's and OpenCV's vectorised work.
 
     numpy reports the SIMD targets it found on this CPU (``X86_V3`` is AVX2, ``X86_V4`` AVX-512);
-    OpenCV dispatches on the same CPU features, so its own list adds nothing; the library
-    versions are pinned by ``requirements.lock`` and recorded for a reader who checks.
+    OpenCV dispatches on the same CPU features, so its own list adds nothing.  The CPU vendor is
+    kept too: approximate instructions (reciprocals, square roots) may round otherwise on another
+    vendor's cores with the same feature list.  The library versions are pinned by
+    ``requirements.lock`` and recorded for a reader who checks.
     """
     import cv2
     import numpy as np
 
-    simd = np.show_config(mode="dicts").get("SIMD Extensions", {})
+    simd = np.show_config(mode="dicts").get("SIMD Extensions") or {}
+    found, baseline = simd.get("found"), simd.get("baseline")
+    if found is None or baseline is None:  # a numpy that does not report them: ask its dispatcher directly
+        from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_features__
+
+        found = [name for name, present in __cpu_features__.items() if present]
+        baseline = list(__cpu_baseline__)
     return {
         "machine": platform.machine(),
-        "numpy_simd_baseline": sorted(simd.get("baseline") or []),
-        "numpy_simd_found": sorted(simd.get("found") or []),
+        "cpu_vendor": _cpu_vendor(),
+        "numpy_simd_baseline": sorted(baseline),
+        "numpy_simd_found": sorted(found),
         "numpy": np.__version__,
         "opencv": cv2.__version__,
     }
 
 
+def _cpu_vendor() -> str:
+    """``GenuineIntel``, ``AuthenticAMD``, ... (Linux), else what the platform module says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def record_path(stage: str) -> Path:
     return RECORDS / f"{stage}.json"
+
+
+def read_record(text: str | None) -> dict | None:
+    """A record's contents, or None for no record or one that is not a JSON object (it vouches for nothing)."""
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def write_record(stage: str) -> Path:

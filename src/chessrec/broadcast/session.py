@@ -153,10 +153,11 @@ class BroadcastSession:
         if self.fit_pending and self.fixed_corners is None:
             board_corners = self.fit_located_board(frame, board_corners)
         probs = self.probabilities(frame, board_corners)
-        if self.fixed_corners is None:
-            self.recognizer.refresh_lock(frame.pixels)  # settled: the board as it stands now is the reference
         # a confirmation follows its period's first decode with no motion between: nothing can have moved
         best = self.beam.push(log_probs_of(probs), max_plies=0 if self.settle.confirming else None)
+        if self.fixed_corners is None:  # settled: the board as it stands now is the reference, the more so
+            # when the game's best history explains what the lock showed
+            self.recognizer.refresh_lock(frame.pixels, trusted=not (best.step.skipped or best.step.restarted))
         self.decode_times.append(frame.time_s)
         update = self._publish(frame.time_s)
         latency_ms = (time.perf_counter() - t0) * 1e3
