@@ -93,7 +93,9 @@ def validate_corners(corners, image_shape: tuple[int, ...], min_side: float = MI
     sides = board_sides(pts)
     if sides.min() < min_side:
         raise UserError(f"board is too small: shortest side {sides.min():.0f} px < {min_side:.0f} px")
-    turns = np.cross(edges, np.roll(edges, -1, axis=0))  # >0 == clockwise on screen (y down)
+    following = np.roll(edges, -1, axis=0)
+    # the z of each 2-D cross product, written out: numpy 2.5 no longer crosses 2-D vectors
+    turns = edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]  # >0 == clockwise on screen (y down)
     if not np.all(turns > 1e-6 * sides.max() ** 2):
         raise UserError(
             "board corners do not form a convex clockwise quadrilateral in a8, h8, h1, a1 order "

@@ -304,6 +304,21 @@ class EpochLines(pl.Callback):
               f"({time.perf_counter() - self._start:.1f} s)", file=self.stream, flush=True)
 
 
+def on_cuda(accelerator: str) -> bool:
+    """Whether Lightning's ``accelerator`` setting trains on an NVIDIA GPU."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def determinism(accelerator: str) -> bool | str:
+    """Lightning's ``deterministic`` for ``accelerator``: strict on a CPU, ``"warn"`` on a GPU.
+
+    CUDA has no deterministic backward for adaptive average pooling (every network here ends in
+    one), and strict determinism makes it raise; ``"warn"`` keeps every deterministic kernel and
+    names the ones that are not.  A GPU run is therefore close to, not bit-identical with, its rerun.
+    """
+    return "warn" if on_cuda(accelerator) else True
+
+
 #: ``trainer.precision`` that trains in bfloat16 only where the hardware runs it natively
 BF16_IF_NATIVE = "bf16-mixed-if-native"
 
@@ -315,7 +330,7 @@ def native_bf16(accelerator: str) -> bool:
     oneDNN held to a lesser instruction set (``ONEDNN_MAX_CPU_ISA``), a bf16 step took 1.4x a float32
     one with plain AVX-512 and 9x with AVX2, where these cores (``avx512_bf16``) take 0.7x.
     """
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+    if on_cuda(accelerator):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if accelerator not in ("cpu", "auto"):
         return False
@@ -343,7 +358,7 @@ def build_trainer(params: Params, logger, callbacks: list) -> pl.Trainer:
         strategy=t.strategy,
         num_nodes=t.num_nodes,
         precision=resolve_precision(t.precision, t.accelerator),
-        deterministic=True,
+        deterministic=determinism(t.accelerator),
         logger=logger,
         callbacks=[*callbacks, *([] if interactive else [EpochLines()])],
         enable_progress_bar=interactive,
