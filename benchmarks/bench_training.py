@@ -1,6 +1,6 @@
 """Training throughput of the default cascade: one optimiser step of both networks, per variant, in one run.
 
-    python benchmarks/bench_training.py [--steps 12] [--batch 256]
+    python benchmarks/bench_training.py [--steps 12] [--batch 256] [--compile]
 
 A step is what ``CascadeModule.training_step`` does: a batch of occupancy crops (48 x 24) and a
 batch of piece crops (80 x 40), each preprocessed and jittered, forward, backward and AdamW, on
@@ -9,6 +9,8 @@ and the same step with one setting changed at a time: float32 against bfloat16 a
 (``trainer.precision``; bfloat16 only where the CPU runs it natively, emulated it takes 9x), the
 occupancy network as wide as the piece network or half as wide (``model.occupancy_width``), the
 crops' geometric jitter off or on (``train.crop_shift`` / ``crop_zoom`` / ``crop_rotation_deg``).
+``--compile`` adds the configured step with both networks under ``torch.compile`` (inductor, which
+needs a C++ compiler); the first step's time, which includes compiling, is printed for every variant.
 They are stepped round-robin.  Prints the p50 milliseconds per step and crops per second,
 beside the machine-speed reference (``chessrec.machine_speed``) before and after.  Random crops:
 the time of a step does not depend on what the pixels show.
@@ -54,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--compile", action="store_true", help="add the configured step under torch.compile")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*self.log.*")  # no trainer here: the step's logging is a no-op
     params = load_params(REPO / "params.yaml")
@@ -81,18 +84,24 @@ def main() -> None:
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
         label = "configured" if not change else "; ".join(f"{k} {_shown(v)}" for k, v in change.items())
         variants[label] = (module, optimizer, setting["precision"] == "bf16")
+        if args.compile and not change:
+            compiled = CascadeModule(model_card(tuned).to_dict(), 1e-3, 0.0, asdict(setting["crop jitter"])).train()
+            compiled.occupancy, compiled.piece = torch.compile(compiled.occupancy), torch.compile(compiled.piece)
+            variants["configured, torch.compile"] = (compiled, torch.optim.AdamW(compiled.parameters(), lr=1e-3),
+                                                     setting["precision"] == "bf16")
     print("configured: " + ", ".join(f"{k} {_shown(v)}" for k, v in configured.items()))
     before = reference_ms()
-    times = {key: [] for key in variants}
+    times, first = {key: [] for key in variants}, {}
     for round_ in range(args.steps + 2):  # round-robin, so a machine that speeds up or slows down mid-run
         for key, (module, optimizer, bf16) in variants.items():  # weighs on every variant alike
             ms = train_step(module, optimizer, batches, bf16)
+            first.setdefault(key, ms)
             if round_ >= 2:  # two warm-up rounds
                 times[key].append(ms)
-    print(f"{'variant':<40} {'ms / step':>10} {'crops / s':>10}")
+    print(f"{'variant':<40} {'ms / step':>10} {'crops / s':>10} {'first step, ms':>15}")
     for label, samples in times.items():
         ms = statistics.median(samples)
-        print(f"{label:<40} {ms:>10.1f} {2 * args.batch / ms * 1e3:>10.0f}")
+        print(f"{label:<40} {ms:>10.1f} {2 * args.batch / ms * 1e3:>10.0f} {first[label]:>15.0f}")
     print(f"machine-speed reference: {before:.1f} ms before, {reference_ms():.1f} ms after; "
           f"{torch.get_num_threads()} torch threads")
 
