@@ -8,6 +8,7 @@ experiment's ``-S`` overrides that ``conf/`` does not. A clean checkout composes
 committed file byte for byte (``tests/test_pipeline.py``).
 
     python scripts/compose_params.py [--repo .] [--check]
+    python scripts/compose_params.py --out FILE profile=full trainer.accelerator=gpu   # as `dvc exp run -S ...`
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from chessrec.errors import USER_ERROR_EXIT
 from chessrec.fileio import write_atomic
 
 
-def composed_text(repo: Path) -> bytes:
-    """``params.yaml`` as DVC composes it from ``repo/conf`` (Hydra errors propagate)."""
+def composed_text(repo: Path, overrides: list[str] | None = None) -> bytes:
+    """``params.yaml`` as DVC composes it from ``repo/conf`` with ``dvc exp run -S`` ``overrides``
+    (Hydra errors propagate)."""
     from dvc.utils.hydra import compose_and_dump
 
     with tempfile.TemporaryDirectory() as tmp:
         composed = Path(tmp) / "params.yaml"
-        compose_and_dump(composed, str((repo / "conf").resolve()), None, "config", ".", [])
+        compose_and_dump(composed, str((repo / "conf").resolve()), None, "config", ".", list(overrides or []))
         return composed.read_bytes()
 
 
@@ -49,13 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, default=Path("."))
     parser.add_argument("--check", action="store_true",
                         help="only check that params.yaml is what conf/ composes to (exit 2 naming the first difference)")
+    parser.add_argument("--out", type=Path, help="write (or check) this file instead of the repository's params.yaml")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as `dvc exp run -S` takes them")
     args = parser.parse_args(argv)
     if not (args.repo / "conf" / "config.yaml").is_file():
         print(f"error: {args.repo / 'conf' / 'config.yaml'}: no Hydra config to compose params.yaml from", file=sys.stderr)
         return USER_ERROR_EXIT
-    target = args.repo / "params.yaml"
+    target = args.out or args.repo / "params.yaml"
     try:
-        text = composed_text(args.repo)
+        text = composed_text(args.repo, args.overrides)
     except Exception as exc:  # Hydra's errors (missing group option, bad YAML) are the user's conf/
         detail = " ".join(str(exc).split())
         print(f"error: {args.repo / 'conf'}: cannot compose params.yaml: {detail}", file=sys.stderr)
@@ -69,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"`python scripts/compose_params.py` to run conf/, or `dvc repro` to run params.yaml as it is",
                   file=sys.stderr)
             return USER_ERROR_EXIT
-        print("params.yaml: what conf/ composes to")
+        print(f"{target}: what conf/ composes to")
         return 0
     if current != text:
         write_atomic(target, text)
-    print(f"params.yaml: composed from conf/ ({'unchanged' if current == text else 'rewritten'})")
+    print(f"{target}: composed from conf/ ({'unchanged' if current == text else 'rewritten'})")
     return 0
 
 

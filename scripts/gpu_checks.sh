@@ -34,15 +34,8 @@ fi
 
 echo "== 2. the full profile on the GPU"
 params=$(mktemp -d)/params.yaml
-python - "$params" "$@" <<'EOF'
-import os
-import sys
-from pathlib import Path
-from dvc.utils.hydra import compose_and_dump
-compose_and_dump(Path(sys.argv[1]), str(Path("conf").resolve()), None, "config", ".",
-                 [f"profile={os.environ.get('PROFILE', 'full')}",
-                  f"trainer.accelerator={os.environ.get('ACCELERATOR', 'gpu')}", *sys.argv[2:]])
-EOF
+python scripts/compose_params.py --out "$params" "profile=${PROFILE:-full}" "trainer.accelerator=${ACCELERATOR:-gpu}" "$@" \
+  || exit 2
 cp "$params" "$out/params.yaml"
 keep() {  # each stage's figures as soon as they exist, so a run cut short still reports what it finished
   case $1 in

@@ -235,15 +235,16 @@ class Recognizer:
         """
         return self._checker_if_held(pixels) is not None
 
-    def _checker_if_held(self, pixels: np.ndarray) -> float | None:
-        """The frame's checker log-odds under the lock when the lock holds on it, else None."""
+    def _checker_if_held(self, pixels: np.ndarray, min_share: float = LOCK_RECHECK_SHARE) -> float | None:
+        """The frame's checker log-odds under the lock when the lock holds on it (same phase, at least
+        ``min_share`` of the reference's strength), else None."""
         lock = self.lock
         if lock is None or tuple(pixels.shape[:2]) != lock.image_shape:
             return None
         if lock.checker == 0.0:  # nothing to re-check against: locate again
             return None
         now = _checker(pixels, lock.corners)
-        held = np.sign(now) == np.sign(lock.checker) and abs(now) >= LOCK_RECHECK_SHARE * abs(lock.checker)
+        held = np.sign(now) == np.sign(lock.checker) and abs(now) >= min_share * abs(lock.checker)
         return now if held else None
 
     def refresh_lock(self, pixels: np.ndarray, trusted: bool = False) -> None:
@@ -260,13 +261,7 @@ class Recognizer:
         28.6 -> 12.4 in a rendered game), and against the old reference every later frame would fail until
         a relocation.  A board slid by a square flips the phase and still fails.
         """
-        lock = self.lock
-        if trusted and lock is not None and lock.checker != 0.0 and tuple(pixels.shape[:2]) == lock.image_shape:
-            now = _checker(pixels, lock.corners)
-            if np.sign(now) == np.sign(lock.checker):
-                self.lock = replace(lock, checker=now)
-            return
-        now = self._checker_if_held(pixels)
+        now = self._checker_if_held(pixels, min_share=0.0 if trusted else LOCK_RECHECK_SHARE)
         if now is not None:
             self.lock = replace(self.lock, checker=now)
 
