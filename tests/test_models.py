@@ -108,31 +108,51 @@ def test_loading_a_missing_or_foreign_checkpoint_is_a_user_error(tmp_path):
         load_model(tmp_path / "bad.ckpt")
 
 
-def test_photometric_jitter_mirrors_the_flipped_crops_and_keeps_the_rest_an_affine_map_plus_noise():
-    """Every crop comes out either as itself or mirrored, under one gain, colour balance and bias of
-    the set ranges, with zero-mean noise of 0.02; the batch stays channels-last for the convolutions."""
-    from chessrec.training import photometric_jitter
+def test_photometric_jitter_is_the_preprocessing_under_one_affine_map_per_crop_plus_the_given_noise():
+    """Raw pixels in, channels-last network input out: per crop, ``scale * (x / 255 - 0.5) + offset``
+    with one gain, a small colour balance and a bias of the set ranges, plus exactly the noise given."""
+    from chessrec.jitter import NoiseBank, photometric_jitter
 
-    x = torch.rand(64, 3, 20, 10).contiguous(memory_format=torch.channels_last)
-    out = photometric_jitter(x, torch.Generator().manual_seed(0))
+    x = torch.rand(64, 3, 20, 10) * 255
+    noise = NoiseBank().draw(x.shape, torch.Generator().manual_seed(1))
+    assert 0.018 < float(noise.std()) < 0.022 and len({float(n.sum()) for n in noise}) > 32  # a field per crop
+    out = photometric_jitter(x, noise, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    clean, normalised = (out - noise).flatten(2), (x / 255 - 0.5).flatten(2)
+    for source, jittered in zip(normalised, clean):  # per channel: jittered = scale * source + offset
+        design = torch.stack([source, torch.ones_like(source)], dim=-1)
+        solution = torch.linalg.lstsq(design, jittered.unsqueeze(-1)).solution.squeeze(-1)
+        residual = jittered - (design @ solution.unsqueeze(-1)).squeeze(-1)
+        assert float(residual.abs().max()) < 1e-4
+        scale, offset = solution.T
+        assert torch.all((scale > 0.75 * 0.92 - 1e-4) & (scale < 1.25 * 1.08 + 1e-4))
+        assert torch.all(offset.abs() < 0.08 + 1e-4)
+        assert float(scale.max() / scale.min()) < 1.08 / 0.92 + 1e-4  # one gain, a small colour balance
+
+
+def test_jittered_crops_without_geometric_jitter_are_each_the_crop_or_its_mirror_about_half_mirrored():
+    """The mirror rides in the resampling's affine map: with no shift, zoom or turn each crop comes
+    back exactly as cut or exactly mirrored."""
+    from chessrec.jitter import CropJitter, crop_affines, resample
+
+    x = torch.rand(64, 3, 20, 10)
+    out = resample(x, crop_affines(64, 20, 10, CropJitter(), mirror=True, generator=torch.Generator().manual_seed(0)))
     mirrored = 0
-    for crop, jittered in zip(x, out):
-        candidates = {"as cut": crop, "mirrored": crop.flip(-1)}
-        fits = {}
-        for name, source in candidates.items():  # least squares per channel: jittered = scale * source + offset
-            design = torch.stack([source.flatten(1), torch.ones_like(source.flatten(1))], dim=-1)
-            solution = torch.linalg.lstsq(design, jittered.flatten(1).unsqueeze(-1)).solution.squeeze(-1)
-            residual = jittered.flatten(1) - (design @ solution.unsqueeze(-1)).squeeze(-1)
-            fits[name] = (solution, float(residual.std()))
-        name = min(fits, key=lambda n: fits[n][1])
-        (scale, offset), noise = fits[name][0].T, fits[name][1]
-        mirrored += name == "mirrored"
-        assert 0.015 < noise < 0.025
-        assert torch.all((scale > 0.75 * 0.92 - 0.02) & (scale < 1.25 * 1.08 + 0.02))
-        assert torch.all(offset.abs() < 0.08 + 0.01)
-        assert float(scale.max() / scale.min()) < 1.08 / 0.92 + 0.02  # one gain, a small colour balance
-    assert 16 < mirrored < 48  # about half
+    for crop, resampled in zip(x, out):
+        as_cut, flipped = float((resampled - crop).abs().max()), float((resampled - crop.flip(-1)).abs().max())
+        assert min(as_cut, flipped) < 1e-5
+        mirrored += flipped < 1e-5
+    assert 16 < mirrored < 48
+    unmirrored = resample(x, crop_affines(64, 20, 10, CropJitter(), mirror=False))
+    assert float((unmirrored - x).abs().max()) < 1e-5
+
+
+def test_sampling_grid_is_affine_grids_grid():
+    from chessrec.jitter import sampling_grid
+
+    theta = torch.randn(16, 2, 3, generator=torch.Generator().manual_seed(0))
+    expected = F.affine_grid(theta, [16, 3, 80, 40], align_corners=False)
+    assert torch.allclose(sampling_grid(theta, 80, 40), expected, atol=1e-5)
 
 
 def _bright_spot(crops: torch.Tensor) -> torch.Tensor:
@@ -141,19 +161,22 @@ def _bright_spot(crops: torch.Tensor) -> torch.Tensor:
     return torch.stack([flat // crops.shape[-1], flat % crops.shape[-1]], dim=1).float()
 
 
-def test_geometric_jitter_moves_each_crop_within_the_set_shift_and_leaves_it_alone_when_off():
+def _jittered(x: torch.Tensor, jitter, generator: torch.Generator) -> torch.Tensor:
+    from chessrec.jitter import crop_affines, resample
+
+    return resample(x, crop_affines(x.shape[0], x.shape[2], x.shape[3], jitter, mirror=False, generator=generator))
+
+
+def test_geometric_jitter_moves_each_crop_within_the_set_shift():
     """A crop showing one bright spot at its centre: shifted crops carry it at most the set fraction
     of the crop's height and width away (one pixel more for the interpolation), and not all by the
-    same amount; with no jitter the batch comes back untouched."""
-    from chessrec.training import CropJitter, geometric_jitter
+    same amount."""
+    from chessrec.jitter import CropJitter
 
     x = torch.zeros(64, 3, 40, 20)
     x[:, :, 20, 10] = 1.0
-    x = x.contiguous(memory_format=torch.channels_last)
-    assert geometric_jitter(x, CropJitter()) is x
-
-    out = geometric_jitter(x, CropJitter(shift=0.1), torch.Generator().manual_seed(0))
-    assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    out = _jittered(x, CropJitter(shift=0.1), torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
     moved = _bright_spot(out) - torch.tensor([20.0, 10.0])
     assert torch.all(moved[:, 0].abs() <= 0.1 * 40 + 1) and torch.all(moved[:, 1].abs() <= 0.1 * 20 + 1)
     assert len({tuple(m) for m in moved.tolist()}) > 8  # each crop its own shift
@@ -162,21 +185,36 @@ def test_geometric_jitter_moves_each_crop_within_the_set_shift_and_leaves_it_alo
 def test_geometric_jitter_zooms_and_turns_about_the_crop_centre():
     """Zoom and rotation alone keep a spot at the centre where it is and move a spot off the centre
     along its ray (zoom) or across it (rotation), by no more than the set amounts."""
-    from chessrec.training import CropJitter, geometric_jitter
+    from chessrec.jitter import CropJitter
 
     x = torch.zeros(32, 3, 81, 41)
     x[:, :, 40, 20] = 1.0  # the centre pixel
     x[:, :, 10, 20] = 0.5  # 30 px above it
     generator = torch.Generator().manual_seed(1)
-    zoomed = geometric_jitter(x, CropJitter(zoom=0.2), generator)
+    zoomed = _jittered(x, CropJitter(zoom=0.2), generator)
     assert torch.all(_bright_spot(zoomed) == torch.tensor([40.0, 20.0]))
     above = zoomed[:, 0, :35, 20].argmax(dim=1).float()  # the upper spot stays on the centre column
     assert torch.all((40 - above >= 30 / 1.2 - 1) & (40 - above <= 30 / 0.8 + 1))
-    turned = geometric_jitter(x, CropJitter(rotation_deg=10.0), generator)
+    turned = _jittered(x, CropJitter(rotation_deg=10.0), generator)
     assert torch.all(_bright_spot(turned) == torch.tensor([40.0, 20.0]))
     upper = turned[:, 0, :35].flatten(1).argmax(dim=1)
     sideways = (upper % 41 - 20).float().abs()
     assert torch.all(sideways <= 30 * math.sin(math.radians(10)) + 1) and sideways.max() >= 2
+
+
+def test_training_input_is_seeded_channels_last_and_roughly_normalised():
+    """The module's jitter of uint8 crops: the same seed gives the same batch, the input the
+    networks read (channels-last, about -0.5..0.5, as at inference)."""
+    from chessrec.jitter import CropJitter, NoiseBank, jitter_crops
+    from chessrec.inference.card import Preprocessing
+
+    crops = torch.randint(0, 256, (32, 3, 80, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    runs = [jitter_crops(crops, CropJitter(0.06, 0.1), NoiseBank(), Preprocessing(), torch.Generator().manual_seed(3))
+            for _ in range(2)]
+    assert torch.equal(runs[0], runs[1])
+    out = runs[0]
+    assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
+    assert -0.85 < float(out.min()) and float(out.max()) < 0.85 and abs(float(out.mean())) < 0.1
 
 
 def test_native_bf16_precision_trains_in_bfloat16_only_where_the_hardware_runs_it(monkeypatch):

@@ -77,7 +77,7 @@ class TrainConfig(_Section):
     empty_keep: float = Field(1.0, gt=0.0, le=1.0)
     num_workers: int = Field(0, ge=0)
     #: the largest random shift (fraction of a crop's side), zoom (relative) and rotation (degrees)
-    #: of a training crop (:class:`chessrec.training.CropJitter`)
+    #: of a training crop (:class:`chessrec.jitter.CropJitter`)
     crop_shift: float = Field(0.0, ge=0.0, le=0.5)
     crop_zoom: float = Field(0.0, ge=0.0, lt=1.0)
     crop_rotation_deg: float = Field(0.0, ge=0.0, le=45.0)

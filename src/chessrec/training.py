@@ -9,7 +9,7 @@ evaluation and ``chessrec predict`` always cut the crops the model saw and read 
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 import time
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from chessrec.features import crops_by_spec, load_features
 from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
 from chessrec.inference.card import CARD_KEY, CASCADE, OCCUPANCY_WIDTH, ModelCard, Preprocessing, is_cascade, stage_cards
 from chessrec.inference.torch_backend import build_network, preprocess
+from chessrec.jitter import CropJitter, NoiseBank, jitter_crops
 from chessrec.labels import EMPTY
 from chessrec.quiet import quiet_library_noise
 
@@ -75,69 +76,6 @@ def square_dataset(features: dict[str, np.ndarray], spec_name: str, empty_keep: 
                          torch.from_numpy(labels[keep].astype(np.int64)))
 
 
-def photometric_jitter(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-crop flips, brightness, contrast, colour balance and noise: cheap robustness for real photos.
-
-    Gain, colour balance and bias fold into one per-channel affine map and the flip touches only the
-    flipped half, instead of one pass over the batch per factor (``benchmarks/bench_training.py``
-    times a whole training step).
-    """
-    b = x.shape[0]
-    gain = 1.0 + 0.25 * (torch.rand((b, 1, 1, 1), generator=generator, device=x.device) * 2 - 1)
-    channel = 1.0 + 0.08 * (torch.rand((b, 3, 1, 1), generator=generator, device=x.device) * 2 - 1)
-    bias = 0.08 * (torch.rand((b, 1, 1, 1), generator=generator, device=x.device) * 2 - 1)
-    noise = torch.randn(x.shape, generator=generator, device=x.device)
-    flip = torch.rand(b, generator=generator, device=x.device) < 0.5  # pieces look alike mirrored
-    out = torch.addcmul(bias, x, gain * channel)
-    out[flip] = out[flip].flip(-1)
-    return out.add_(noise, alpha=0.02)
-
-
-@dataclass(frozen=True)
-class CropJitter:
-    """The largest random change of a training crop's geometry: a shift (a fraction of the crop's
-    height and width), a zoom in or out (relative), a rotation (degrees).
-
-    A rendered board's corners are exact, so without it every epoch shows each square cut the same
-    way, and the networks learn that exact cut: shifting test crops by 2 px cost 0.8 points per
-    square.  Real photos' corners are clicked by hand or located, and are off by a few pixels.
-    """
-
-    shift: float = 0.0
-    zoom: float = 0.0
-    rotation_deg: float = 0.0
-
-    @classmethod
-    def of(cls, train) -> CropJitter:
-        """The jitter a ``train`` config section (:class:`chessrec.config.TrainConfig`) asks for."""
-        return cls(train.crop_shift, train.crop_zoom, train.crop_rotation_deg)
-
-    @property
-    def active(self) -> bool:
-        return self.shift > 0 or self.zoom > 0 or self.rotation_deg > 0
-
-
-def geometric_jitter(x: torch.Tensor, jitter: CropJitter, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Each crop of the (B, 3, H, W) batch shifted, zoomed and turned at random within ``jitter``;
-    pixels from beyond the crop repeat its border.  One affine resampling for the whole batch."""
-    if not jitter.active:
-        return x
-    b, _, h, w = x.shape
-
-    def uniform(*shape: int) -> torch.Tensor:  # in -1..1
-        return torch.rand(shape, generator=generator, device=x.device) * 2 - 1
-
-    zoom = 1.0 + jitter.zoom * uniform(b)
-    turn = torch.deg2rad(jitter.rotation_deg * uniform(b))
-    shift = 2 * jitter.shift * uniform(b, 2)  # affine_grid's coordinates span -1..1
-    cos, sin = torch.cos(turn) / zoom, torch.sin(turn) / zoom
-    theta = torch.stack([torch.stack([cos, -sin * h / w, shift[:, 0]], dim=1),
-                         torch.stack([sin * w / h, cos, shift[:, 1]], dim=1)], dim=1)
-    grid = F.affine_grid(theta.to(x.dtype), [b, 3, h, w], align_corners=False)
-    out = F.grid_sample(x.contiguous(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.contiguous(memory_format=torch.channels_last)
-
-
 def model_card(params: Params, provenance: dict | None = None) -> ModelCard:
     """The card of a classifier trained with these params (it travels inside the checkpoint)."""
     m = params.model
@@ -162,10 +100,11 @@ class _CardModule(pl.LightningModule):
         self.save_hyperparameters()  # plain types only: inference reads checkpoints weights-only
         self.card = ModelCard.from_dict(card)
         self.crop_jitter = CropJitter(**(crop_jitter or {}))
+        self.noise = NoiseBank()  # drawn at the first step, from the seeded global generator
 
     def training_input(self, crops: torch.Tensor) -> torch.Tensor:
         """uint8 training crops -> network input with their geometry and colours jittered."""
-        return photometric_jitter(geometric_jitter(preprocess(crops, self.card.preprocessing), self.crop_jitter))
+        return jitter_crops(crops, self.crop_jitter, self.noise, self.card.preprocessing)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CARD_KEY] = self.card.to_dict()

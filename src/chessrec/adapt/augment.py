@@ -4,7 +4,7 @@ Each copy re-cuts the crops from the photo with every board corner moved at rand
 tenth of a square: what corner detection gets wrong, and a slightly different perspective) from
 the photo shrunk by a random factor (a camera further away or with fewer pixels).  Photometric
 jitter (brightness, contrast, colour, noise, mirror) is added per batch during training, as in
-:func:`chessrec.training.photometric_jitter`.
+:func:`chessrec.jitter.jitter_crops`.
 """
 
 from __future__ import annotations
