@@ -285,3 +285,18 @@ def test_benchmark_still_frames_carry_fresh_sensor_noise_and_the_same_seed_rende
     again = render_game(11000, 2, 256, still_frames=3, fps=5.0)
     assert again.moves == game.moves
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(game.frames, again.frames))
+
+
+def test_broadcast_scores_are_the_same_with_the_games_shared_among_processes(tmp_path):
+    """The stage shares its games among worker processes; every figure but the timings is summed in
+    game order, so it must not depend on how many processes followed the games."""
+    from chessrec.broadcast.benchmark import score_broadcast
+    from chessrec.inference.loader import RELEASED_MODEL
+
+    timings = {"delay_p50_s", "delay_max_s", "decode_p50_ms", "frames_per_s"}
+    scores = [score_broadcast(RELEASED_MODEL, games=3, plies=3, image_size=640, seed=11, workers=workers,
+                              workdir=tmp_path) for workers in (1, 2)]
+    assert scores[0]["moves"] == 9 and scores[0]["beam/move_acc"] > 0
+    assert {k: v for k, v in scores[0].items() if k not in timings} == {k: v for k, v in scores[1].items()
+                                                                         if k not in timings}
+    assert all(scores[1][k] > 0 for k in timings)

@@ -120,6 +120,7 @@ class BroadcastConfig(_Section):
     image_size: int = Field(640, ge=128, le=2048)
     seed: int = 11
     beam_width: int = Field(6, ge=1, le=64)
+    workers: int = Field(2, ge=1, le=64)
 
 
 class FinetuneConfig(_Section):

@@ -11,12 +11,11 @@ def main(params_path: str = "params.yaml") -> int:
     from chessrec.broadcast.session import BroadcastOptions
     from chessrec.decoding import BeamOptions
     from chessrec.fileio import write_atomic
-    from chessrec.recognize import Recognizer
     from dvclive import Live
 
     b = params.broadcast
     options = BroadcastOptions(beam=BeamOptions(beam_width=b.beam_width))
-    metrics = score_broadcast(Recognizer(MODEL), b.games, b.plies, b.image_size, b.seed, options)
+    metrics = score_broadcast(MODEL, b.games, b.plies, b.image_size, b.seed, options, workers=b.workers)
     with Live(str(BROADCAST_LIVE), report=None, save_dvc_exp=False, dvcyaml=False) as live:
         for key, value in metrics.items():
             live.log_metric(key, value, plot=False)
