@@ -29,7 +29,8 @@ import torch
 
 from chessrec.config import load_params
 from chessrec.machine_speed import reference_ms
-from chessrec.training import CascadeModule, CropJitter, model_card, native_bf16
+from chessrec.jitter import CropJitter
+from chessrec.training import CascadeModule, model_card, native_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -287,10 +287,12 @@ def test_benchmark_still_frames_carry_fresh_sensor_noise_and_the_same_seed_rende
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(game.frames, again.frames))
 
 
+@pytest.mark.slow
 def test_broadcast_scores_are_the_same_with_the_games_shared_among_processes(tmp_path):
     """The stage shares its games among worker processes; every figure but the timings is summed in
     game order, so it must not depend on how many processes followed the games."""
     from chessrec.broadcast.benchmark import score_broadcast
+    from chessrec.errors import UserError
     from chessrec.inference.loader import RELEASED_MODEL
 
     timings = {"delay_p50_s", "delay_max_s", "decode_p50_ms", "frames_per_s"}
@@ -300,3 +302,5 @@ def test_broadcast_scores_are_the_same_with_the_games_shared_among_processes(tmp
     assert {k: v for k, v in scores[0].items() if k not in timings} == {k: v for k, v in scores[1].items()
                                                                          if k not in timings}
     assert all(scores[1][k] > 0 for k in timings)
+    with pytest.raises(UserError, match="nope.ckpt"):  # a bad model: one line from the parent, no hung pool
+        score_broadcast(tmp_path / "nope.ckpt", games=2, plies=3, image_size=256, seed=11, workers=2)
