@@ -226,25 +226,25 @@ def score_broadcast(model_path, games: int, plies: int, image_size: int, seed: i
     except those that contain a time: ``decode_p50_ms``, ``frames_per_s`` and the delays (which
     include the publishing frame's processing) are then one process's, on one thread.
     """
-    if workers > 1 and games > 1:
-        from chessrec.inference.loader import load_model
-
-        load_model(model_path)  # a bad model path fails here, in one line, not in every worker
+    workers = min(workers, games)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tasks = [(seed * 1000 + g, plies, image_size, options, still_frames, fps, tmp) for g in range(games)]
-        workers = min(workers, games)
         if workers > 1:
+            from chessrec.inference.loader import load_model
+
+            load_model(model_path)  # a bad model path fails here, in one line, not in every worker
             with get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(str(model_path),)) as pool:
                 scores = pool.map(_score_in_worker, tasks, chunksize=1)
         else:
             recognizer = Recognizer(model_path)
             scores = [score_game(recognizer, *task) for task in tasks]
-    n_moves = max(sum(s.plies for s in scores), 1)
+    moves = sum(s.plies for s in scores)
+    n_moves = max(moves, 1)
     delays = [d for s in scores for d in s.delays_s]
     decode_ms = [ms for s in scores for ms in s.decode_ms]
     wall = sum(s.session_s for s in scores)
     return {
-        "games": games, "moves": sum(s.plies for s in scores),
+        "games": games, "moves": moves,
         "beam/move_acc": sum(s.beam_right for s in scores) / n_moves,
         "beam/game_acc": sum(s.beam_game for s in scores) / games,
         "continuity/move_acc": sum(s.continuity_right for s in scores) / n_moves,
