@@ -7,6 +7,11 @@ Run in the repository (or a clone) where `dvc repro` of the profile to release f
 Writes ``classifier.ckpt`` (weights and model card, no optimizer state) and ``classifier.json``:
 the commit, profile and params it was trained with, its test metrics with their intervals, its
 training time and energy, and its file's SHA-256.
+
+Several ``--repo`` release the ensemble of their models (``chessrec ensemble``): the record keeps
+each member's provenance under ``members``, and the test metrics are the ensemble's own, scored by
+the ``evaluate`` stage's code on the first repo's test split (which no member trained on: each run
+renders its own boards from its own seed).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -48,22 +54,65 @@ def provenance(repo: Path, checkpoint: Path) -> dict:
     }
 
 
+def ensemble_record(repos: list[Path], members: list[dict], ensemble: Path) -> dict:
+    """The provenance of the ensemble written to ``ensemble``: its members', and its own test metrics."""
+    from chessrec.evaluation import run_evaluation
+
+    first = members[0]
+    evaluate = first["params"]["evaluate"]
+    with tempfile.TemporaryDirectory() as scratch:
+        flat = run_evaluation(repos[0] / "data/features/test", ensemble, Path(scratch), evaluate["decoders"],
+                              evaluate["best_decoder"], evaluate["topk"], evaluate["strict"],
+                              mirror_average=evaluate["mirror_average"])
+    decoders = {name: {key: flat[f"decoders/{name}/{key}"] for key in HEADLINE if f"decoders/{name}/{key}" in flat}
+                for name in evaluate["decoders"]}
+    profiles = sorted({m["profile"] for m in members})
+    return {
+        "commit": first["commit"],
+        "profile": "+".join(profiles),
+        "ensemble_of": len(members),
+        "test_metrics": {key: flat[key] for key in HEADLINE if key in flat},
+        "test_split": f"{first['profile']} profile, seed {first['params']['seed']} (the first member's run)",
+        "decoders": decoders,
+        "members": members,
+        "sha256": hashlib.sha256(ensemble.read_bytes()).hexdigest(),
+        "size_bytes": ensemble.stat().st_size,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, default=Path("."))
+    parser.add_argument("--repo", type=Path, action="append",
+                        help="run whose model to release (default: .); several: release their ensemble")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    repos = args.repo or [Path(".")]
     try:
-        checkpoint = args.repo / "models/classifier.ckpt"
-        if not checkpoint.is_file():
-            raise UserError(f"{checkpoint}: no model (run `dvc repro` there first)")
-        record = provenance(args.repo, checkpoint)
+        checkpoints = [repo / "models/classifier.ckpt" for repo in repos]
+        for checkpoint in checkpoints:
+            if not checkpoint.is_file():
+                raise UserError(f"{checkpoint}: no model (run `dvc repro` there first)")
+        records = [provenance(repo, checkpoint) for repo, checkpoint in zip(repos, checkpoints)]
     except (UserError, OSError, KeyError) as exc:
         print(f"release_model: error: {exc}", file=sys.stderr)
         return USER_ERROR_EXIT
     args.out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(checkpoint, args.out / ".classifier.ckpt.tmp")
-    (args.out / ".classifier.ckpt.tmp").replace(args.out / "classifier.ckpt")
+    if len(repos) == 1:
+        record = records[0]
+        shutil.copyfile(checkpoints[0], args.out / ".classifier.ckpt.tmp")
+        (args.out / ".classifier.ckpt.tmp").replace(args.out / "classifier.ckpt")
+    else:
+        from chessrec.inference.ensemble import combine_files
+
+        with tempfile.TemporaryDirectory(dir=args.out) as scratch:  # the release changes only when it is complete
+            staged = Path(scratch) / "classifier.ckpt"
+            try:
+                combine_files(checkpoints, staged)
+                record = ensemble_record(repos, records, staged)
+            except UserError as exc:
+                print(f"release_model: error: {exc}", file=sys.stderr)
+                return USER_ERROR_EXIT
+            staged.replace(args.out / "classifier.ckpt")
     write_atomic(args.out / "classifier.json", json.dumps(record, indent=2) + "\n")
     m = record["test_metrics"]
     print(f"released {record['profile']} model of {record['commit'][:12]}: square acc {m['square_acc']:.4f}, "

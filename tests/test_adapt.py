@@ -23,6 +23,7 @@ from chessrec.errors import UserError
 from chessrec.features import write_arrays
 from chessrec.geometry import CropSpec, square_crops
 from chessrec.inference.card import CARD_KEY
+from chessrec.inference.ensemble import Ensemble, combine_files
 from chessrec.inference.loader import RELEASED_MODEL, load_model
 from chessrec.labels import EMPTY, fen_from_labels, labels_from_fen
 from chessrec.models import square_inputs
@@ -121,6 +122,25 @@ def test_an_adapted_checkpoint_records_its_base_and_photos_and_loads_like_any_mo
     assert any(not torch.equal(weights[k], base_weights[k]) for k in weights), "two steps must move the weights"
     model = load_model(out)
     assert dict(model.crop_specs) == dict(load_model(RELEASED_MODEL).crop_specs)
+    assert score_photos(model, test[:2])["constrained"]["boards"] == 2
+
+
+def test_adapting_an_ensemble_adapts_every_member_on_the_same_photos(modern_set, tmp_path):
+    adapt, test = modern_set
+    base = tmp_path / "pair.ckpt"
+    combine_files([RELEASED_MODEL, RELEASED_MODEL], base)
+    out = tmp_path / "pair-adapted.ckpt"
+    finetune(base, adapt, out, FinetuneConfig(steps=2, copies=2, batch_size=64, rehearsal=2), check_labels=False)
+    model, base_model = load_model(out), load_model(base)
+    assert isinstance(model, Ensemble) and len(model.members) == len(base_model.members) >= 2
+    weights = torch.load(out, map_location="cpu", weights_only=True)["state_dict"]
+    base_weights = torch.load(base, map_location="cpu", weights_only=True)["state_dict"]
+    assert weights.keys() == base_weights.keys()
+    for index in range(len(model.members)):
+        own = [key for key in weights if key.startswith(f"members.{index}.")]
+        assert own and any(not torch.equal(weights[k], base_weights[k]) for k in own), f"member {index} did not move"
+    provenance = torch.load(out, map_location="cpu", weights_only=True)[CARD_KEY]["provenance"]
+    assert provenance["adapted_from"]["sha256"] == file_digest(base)
     assert score_photos(model, test[:2])["constrained"]["boards"] == 2
 
 

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "chessrec.deploy.cli",     # export
     "chessrec.broadcast.cli",  # broadcast
     "chessrec.adapt.cli",      # finetune
+    "chessrec.inference.cli",  # ensemble
 )
 
 

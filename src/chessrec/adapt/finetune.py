@@ -175,10 +175,10 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     from chessrec.energy import EnergyMeter
     from chessrec.energy.callback import methods_label
     from chessrec.fileio import atomic_path
-    from chessrec.inference.card import ModelCard, is_cascade
+    from chessrec.inference.card import CARD_KEY
+    from chessrec.inference.ensemble import ensemble_checkpoint, is_ensemble, member_cards, member_weights
     from chessrec.inference.loader import card_from_checkpoint, load_model
     from chessrec.quiet import quiet_library_noise
-    from chessrec.training import CascadeModule, EpochLines, SquareClassifierModule, cascade_datasets, square_dataset
 
     base, out = Path(base), Path(out)
     if out.suffix != ".ckpt":
@@ -199,15 +199,60 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     prepared = prepared_photos(photos, base_model, check_labels, log)
     checkpoint = torch.load(base, map_location="cpu", weights_only=True)
     card = card_from_checkpoint(checkpoint, str(base))
-    render_size = int(card.provenance.get("params", {}).get("data", {}).get("image_size", 640))
-    features = training_features(prepared, dict(card.crop_specs), options, render_size)
-    seen = set(np.unique(features["labels"]).tolist())
+    if is_ensemble(card):  # each member adapts on the same photos
+        members = [(member, member_weights(checkpoint["state_dict"], i))
+                   for i, member in enumerate(member_cards(card, str(base)))]
+    else:
+        members = [(card, checkpoint["state_dict"])]
+    features = [training_features(prepared, dict(member.crop_specs), options, render_size_of(member))
+                for member, _ in members]
+    seen = set(np.unique(features[0]["labels"]).tolist())
     unseen = tuple(CLASS_NAMES[c] for c in range(len(CLASS_NAMES)) if c not in seen)
     if unseen:
         log(f"finetune: no photo shows {', '.join(unseen)}: those classes keep what the base model knew")
     prepare_s = time.perf_counter() - t0
 
     quiet_library_noise()
+    energy = energy or {}
+    meter = EnergyMeter(gpu_indices=[], sample_interval_s=energy.get("sample_interval_s", 0.1),
+                        cpu_watts_per_core=energy.get("cpu_watts_per_core", 10.0))
+    with meter:
+        meter.begin_window("finetune")
+        adapted = [adapted_weights(member, weights, member_features, options, str(base), logger)
+                   for (member, weights), member_features in zip(members, features)]
+        measured = meter.end_window("finetune")
+    fit_s = measured.wall_s
+    provenance = {
+        "params": card.provenance.get("params", {}),  # the base's training params (render size, crops)
+        "adapted_from": {"file": base.name, "sha256": file_digest(base), "provenance": card.provenance},
+        "adapted_on": [{"file": r.photo.path.name, "sha256": file_digest(r.photo.path), "fen": r.photo.fen,
+                        "corners": dict(zip(CORNER_NAMES, (r.corners * r.factor).round(1).tolist())),
+                        "corners_located": r.photo.corners is None} for r in prepared],
+        "finetune": {**options.model_dump(), "seconds": round(fit_s, 2),
+                     "energy_j": round(measured.total_energy_j, 1), "energy_method": methods_label(measured)},
+        "chessrec": chessrec.__version__, "torch": str(torch.__version__), "lightning": str(pl.__version__),
+    }
+    if is_ensemble(card):
+        written = ensemble_checkpoint([member for member, _ in members], adapted, provenance)
+    else:
+        written = {"state_dict": adapted[0], CARD_KEY: {**card.to_dict(), "provenance": provenance}}
+    with atomic_path(out) as tmp:
+        torch.save(written, tmp)
+    return Adapted(out, provenance, fit_s, prepare_s, measured.total_energy_j, methods_label(measured), unseen)
+
+
+def render_size_of(card) -> int:
+    """The render size the model was trained on (its rehearsal renders match it)."""
+    return int(card.provenance.get("params", {}).get("data", {}).get("image_size", 640))
+
+
+def adapted_weights(card, state_dict: dict, features: dict[str, np.ndarray], options: FinetuneConfig, source: str,
+                    logger=None) -> dict:
+    """The ``state_dict`` of the network (or cascade) of ``card`` and ``state_dict`` after ``options.steps`` of
+    training on ``features``."""
+    from chessrec.inference.card import is_cascade
+    from chessrec.training import CascadeModule, EpochLines, SquareClassifierModule, cascade_datasets, square_dataset
+
     pl.seed_everything(options.seed, workers=True, verbose=False)
     loader_args = dict(batch_size=options.batch_size, shuffle=True, num_workers=0, collate_fn=as_batch)
     if is_cascade(card):
@@ -223,9 +268,9 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     loaders = {name: DataLoader(dataset, **loader_args) for name, dataset in datasets.items()}
     loader = CombinedLoader(loaders, mode="max_size_cycle") if is_cascade(card) else next(iter(loaders.values()))
     try:
-        module.load_state_dict(checkpoint["state_dict"])
+        module.load_state_dict(state_dict)
     except RuntimeError as exc:
-        raise UserError(f"{base}: weights do not fit the architecture its card names ({str(exc).splitlines()[0]})") \
+        raise UserError(f"{source}: weights do not fit the architecture its card names ({str(exc).splitlines()[0]})") \
             from None
     if options.freeze == "backbone":  # the heads learn; the backbone keeps its weights and its statistics
         for name, parameter in module.named_parameters():
@@ -240,30 +285,10 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
                          logger=logger if logger is not None else False, enable_checkpointing=False,
                          enable_model_summary=False, enable_progress_bar=False, log_every_n_steps=5,
                          callbacks=callbacks)
-    energy = energy or {}
-    meter = EnergyMeter(gpu_indices=[], sample_interval_s=energy.get("sample_interval_s", 0.1),
-                        cpu_watts_per_core=energy.get("cpu_watts_per_core", 10.0))
-    with meter:
-        meter.begin_window("finetune")
-        with warnings.catch_warnings():  # no held-out photos while adapting: the module's validation step idles
-            warnings.filterwarnings("ignore", message=".*validation_step.* but have no `val_dataloader`")
-            trainer.fit(module, loader)
-        measured = meter.end_window("finetune")
-    fit_s = measured.wall_s
-    provenance = {
-        "params": card.provenance.get("params", {}),  # the base's training params (render size, crops)
-        "adapted_from": {"file": base.name, "sha256": file_digest(base), "provenance": card.provenance},
-        "adapted_on": [{"file": r.photo.path.name, "sha256": file_digest(r.photo.path), "fen": r.photo.fen,
-                        "corners": dict(zip(CORNER_NAMES, (r.corners * r.factor).round(1).tolist())),
-                        "corners_located": r.photo.corners is None} for r in prepared],
-        "finetune": {**options.model_dump(), "seconds": round(fit_s, 2),
-                     "energy_j": round(measured.total_energy_j, 1), "energy_method": methods_label(measured)},
-        "chessrec": chessrec.__version__, "torch": str(torch.__version__), "lightning": str(pl.__version__),
-    }
-    module.card = ModelCard.from_dict({**card.to_dict(), "provenance": provenance})
-    with atomic_path(out) as tmp:
-        trainer.save_checkpoint(tmp, weights_only=True)
-    return Adapted(out, provenance, fit_s, prepare_s, measured.total_energy_j, methods_label(measured), unseen)
+    with warnings.catch_warnings():  # no held-out photos while adapting: the module's validation step idles
+        warnings.filterwarnings("ignore", message=".*validation_step.* but have no `val_dataloader`")
+        trainer.fit(module, loader)
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
 
 def score_models(models: dict, photos: list[SetPhoto], decoders=("constrained",), strict: bool = False,

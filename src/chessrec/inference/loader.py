@@ -1,7 +1,7 @@
 """One loader for every saved model: the file decides the backend, the messages are the same.
 
-A model is a Lightning checkpoint (``.ckpt``, written by the ``train`` stage) read by the
-torch backend without importing Lightning, or an ONNX file (``.onnx``, written by ``chessrec
+A model is a Lightning checkpoint (``.ckpt``, written by the ``train`` stage, or an ensemble of
+several written by ``chessrec ensemble``) read by the torch backend without importing Lightning, or an ONNX file (``.onnx``, written by ``chessrec
 export``) run by ONNX Runtime without importing torch; the table :data:`BACKENDS` maps the
 suffix to the backend.  Every failure is one :class:`~chessrec.errors.UserError` line naming the file.
 """
@@ -19,6 +19,7 @@ from typing import Any
 from chessrec.errors import UserError
 from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
 from chessrec.inference.card import CARD_KEY, SQUARE_CROPS, ModelCard, Preprocessing, is_cascade, stage_cards
+from chessrec.inference.ensemble import Ensemble, is_ensemble, member_cards, member_weights
 from chessrec.inference.model import Cascade, SquareModel
 from chessrec.labels import CLASS_NAMES
 
@@ -55,11 +56,10 @@ def card_from_checkpoint(checkpoint: Mapping[str, Any], source: str) -> ModelCar
 
 
 def load_torch_checkpoint(path: Path, device: str = "cpu"):
-    """A :class:`~chessrec.inference.torch_backend.TorchSquareModel` from a Lightning checkpoint, or a
-    :class:`~chessrec.inference.model.Cascade` of two when the card names a two-stage system."""
+    """A :class:`~chessrec.inference.torch_backend.TorchSquareModel` from a Lightning checkpoint, a
+    :class:`~chessrec.inference.model.Cascade` of two when the card names a two-stage system, or an
+    :class:`~chessrec.inference.ensemble.Ensemble` of those when it names members."""
     import torch
-
-    from chessrec.inference.torch_backend import TorchSquareModel, build_network
 
     if not zipfile.is_zipfile(path):  # torch checkpoints are zip archives; a cut-off one has no directory
         raise UserError(f"{path}: not a chessrec checkpoint (not a torch zip archive, or truncated)")
@@ -73,14 +73,25 @@ def load_torch_checkpoint(path: Path, device: str = "cpu"):
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UserError(f"{path}: not a chessrec checkpoint (no state_dict)")
     card = card_from_checkpoint(checkpoint, str(path))
+    if is_ensemble(card):
+        members = [_torch_model(member, member_weights(checkpoint["state_dict"], i), f"{path} (member {i})", device)
+                   for i, member in enumerate(member_cards(card, str(path)))]
+        return Ensemble(members, card=card)
+    return _torch_model(card, checkpoint["state_dict"], str(path), device)
+
+
+def _torch_model(card: ModelCard, state_dict: Mapping[str, Any], source: str, device: str):
+    """One network, or a cascade of two, rebuilt from ``card`` and loaded with ``state_dict``."""
+    from chessrec.inference.torch_backend import TorchSquareModel, build_network
+
     stages = {}
     for prefix, stage_card in stage_cards(card).items():
         network = build_network(stage_card)
-        weights = {k[len(prefix) + 1:]: v for k, v in checkpoint["state_dict"].items() if k.startswith(f"{prefix}.")}
+        weights = {k[len(prefix) + 1:]: v for k, v in state_dict.items() if k.startswith(f"{prefix}.")}
         try:
             network.load_state_dict(weights)
         except RuntimeError as exc:
-            raise UserError(f"{path}: weights do not fit the architecture its card names "
+            raise UserError(f"{source}: weights do not fit the architecture its card names "
                             f"({_first_line(exc)})") from None
         stages[prefix] = TorchSquareModel(network, stage_card, device)
     if not is_cascade(card):
