@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             if not checkpoint.is_file():
                 raise UserError(f"{checkpoint}: no model (run `dvc repro` there first)")
         records = [provenance(repo, checkpoint) for repo, checkpoint in zip(repos, checkpoints)]
+        seeds = [record["params"]["seed"] for record in records]
+        if len(set(seeds)) < len(seeds):  # a shared seed can put one run's training games in another's test split
+            raise UserError(f"runs share a seed ({seeds}): an ensemble's members need runs of different seeds")
     except (UserError, OSError, KeyError) as exc:
         print(f"release_model: error: {exc}", file=sys.stderr)
         return USER_ERROR_EXIT
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 combine_files(checkpoints, staged)
                 record = ensemble_record(repos, records, staged)
-            except UserError as exc:
+            except (UserError, OSError, KeyError) as exc:
                 print(f"release_model: error: {exc}", file=sys.stderr)
                 return USER_ERROR_EXIT
             staged.replace(args.out / "classifier.ckpt")

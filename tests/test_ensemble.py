@@ -89,7 +89,27 @@ def test_members_that_cut_different_crops_or_missing_files_are_refused_and_nothi
         combine_files([members[0]], out)
     with pytest.raises(UserError, match="bad.onnx: an ensemble is a checkpoint"):
         combine_files(members, tmp_path / "bad.onnx")
+    (tmp_path / "folder.ckpt").mkdir()
+    with pytest.raises(UserError, match="folder.ckpt: a folder"):
+        combine_files(members, tmp_path / "folder.ckpt")
+    before = members[0].read_bytes()
+    with pytest.raises(UserError, match="that is one of the models to combine"):
+        combine_files(members, members[0])
+    assert members[0].read_bytes() == before
     assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_chessrec_that_predates_ensembles_refuses_the_file_in_one_line_and_still_reads_single_models(
+        members, tmp_path, monkeypatch):
+    import chessrec.inference.card as card
+
+    combine_files(members, tmp_path / "e.ckpt")
+    assert torch.load(tmp_path / "e.ckpt", weights_only=True)[CARD_KEY]["version"] == 3
+    assert torch.load(members[0], weights_only=True)[CARD_KEY]["version"] == 2  # single networks keep their layout
+    monkeypatch.setattr(card, "CARD_VERSION", 2)  # what the release before ensembles understood
+    with pytest.raises(UserError, match=r"e.ckpt: model card version 3 is newer than this chessrec understands"):
+        load_model(tmp_path / "e.ckpt")
+    assert load_model(members[0]).predict_proba(_crops(1)).shape == (1, 64, 13)
 
 
 def test_the_ensemble_command_writes_a_model_and_reports_user_mistakes_in_one_line(members, tmp_path):

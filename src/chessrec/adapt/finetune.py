@@ -204,8 +204,12 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
                    for i, member in enumerate(member_cards(card, str(base)))]
     else:
         members = [(card, checkpoint["state_dict"])]
-    features = [training_features(prepared, dict(member.crop_specs), options, render_size_of(member))
-                for member, _ in members]
+    features_by_input: dict[tuple, dict[str, np.ndarray]] = {}  # members reading the same crops share them
+    for member, _ in members:
+        key = (tuple(member.crop_specs.items()), render_size_of(member))
+        if key not in features_by_input:
+            features_by_input[key] = training_features(prepared, dict(member.crop_specs), options, key[1])
+    features = [features_by_input[(tuple(m.crop_specs.items()), render_size_of(m))] for m, _ in members]
     seen = set(np.unique(features[0]["labels"]).tolist())
     unseen = tuple(CLASS_NAMES[c] for c in range(len(CLASS_NAMES)) if c not in seen)
     if unseen:
@@ -218,12 +222,14 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
                         cpu_watts_per_core=energy.get("cpu_watts_per_core", 10.0))
     with meter:
         meter.begin_window("finetune")
-        adapted = [adapted_weights(member, weights, member_features, options, str(base), logger)
-                   for (member, weights), member_features in zip(members, features)]
+        adapted = [adapted_weights(member, weights, member_features, options,
+                                   f"{base} (member {i})" if is_ensemble(card) else str(base), logger)
+                   for i, ((member, weights), member_features) in enumerate(zip(members, features))]
         measured = meter.end_window("finetune")
     fit_s = measured.wall_s
     provenance = {
-        "params": card.provenance.get("params", {}),  # the base's training params (render size, crops)
+        # the base's training params (render size, crops); an ensemble's are in its members' cards
+        "params": card.provenance.get("params", {}),
         "adapted_from": {"file": base.name, "sha256": file_digest(base), "provenance": card.provenance},
         "adapted_on": [{"file": r.photo.path.name, "sha256": file_digest(r.photo.path), "fen": r.photo.fen,
                         "corners": dict(zip(CORNER_NAMES, (r.corners * r.factor).round(1).tolist())),

@@ -16,13 +16,17 @@ from chessrec.errors import UserError
 from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS, SQUARE_CROPS, CropSpec
 from chessrec.labels import CLASS_NAMES, EMPTY
 
-__all__ = ["CARD_KEY", "CARD_VERSION", "CASCADE", "OCCUPANCY_WIDTH", "SQUARE_CROPS", "ModelCard", "Preprocessing",
-           "stage_cards"]
+__all__ = ["CARD_KEY", "CARD_VERSION", "CASCADE", "NETWORK_CARD_VERSION", "OCCUPANCY_WIDTH", "SQUARE_CROPS",
+           "ModelCard", "Preprocessing", "stage_cards"]
 
-#: version of the card layout; a loader refuses a card newer than it understands
-#: (2: a cascade's architecture may name its occupancy network's own width)
-CARD_VERSION = 2
-#: where the card is stored inside a Lightning checkpoint
+#: newest card layout this code reads; a loader refuses a card newer than it understands
+#: (2: a cascade's architecture may name its occupancy network's own width; 3: an ensemble's
+#: architecture lists its members' cards)
+CARD_VERSION = 3
+#: the layout single networks and cascades are written in: a card is written at the oldest version
+#: that describes it, so older chessrec releases keep reading them (and refuse an ensemble in one line)
+NETWORK_CARD_VERSION = 2
+#: where the card is stored inside a checkpoint (Lightning's, or an ensemble's)
 CARD_KEY = "chessrec_card"
 #: ``architecture[OCCUPANCY_WIDTH]`` of a cascade: its occupancy network's width, when it differs
 #: from the piece network's ``width`` (telling empty from occupied needs far fewer channels)
@@ -62,7 +66,7 @@ class ModelCard:
     class_names: tuple[str, ...] = CLASS_NAMES
     preprocessing: Preprocessing = Preprocessing()
     provenance: Mapping[str, Any] = field(default_factory=dict)
-    version: int = CARD_VERSION
+    version: int = NETWORK_CARD_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -24,7 +24,7 @@ import numpy as np
 
 from chessrec.errors import UserError
 from chessrec.geometry import CropSpec
-from chessrec.inference.card import CARD_KEY, ModelCard, Preprocessing
+from chessrec.inference.card import CARD_KEY, CARD_VERSION, ModelCard, Preprocessing
 from chessrec.inference.model import BoardCrops, BoardPredictions, SquareModel
 from chessrec.inference.views import mean_of_views
 
@@ -34,6 +34,9 @@ ENSEMBLE = "ensemble"
 GEOMETRIC_MEAN = "geometric-mean"
 #: ``state_dict`` prefix of member ``i``'s weights: ``members.<i>.``
 MEMBERS = "members"
+#: the card layout that introduced ensembles (an older chessrec refuses the file in one line)
+ENSEMBLE_CARD_VERSION = 3
+assert ENSEMBLE_CARD_VERSION <= CARD_VERSION
 
 
 class Ensemble(BoardPredictions):
@@ -110,7 +113,7 @@ def ensemble_card(cards: Sequence[ModelCard], provenance: Mapping[str, Any]) -> 
     return ModelCard(architecture={"system": ENSEMBLE, "combine": GEOMETRIC_MEAN,
                                    "members": [card.to_dict() for card in cards]},
                      crop_specs=specs, class_names=tuple(cards[0].class_names), preprocessing=Preprocessing(),
-                     provenance=dict(provenance))
+                     provenance=dict(provenance), version=ENSEMBLE_CARD_VERSION)
 
 
 def ensemble_checkpoint(cards: Sequence[ModelCard], state_dicts: Sequence[Mapping[str, Any]],
@@ -134,6 +137,10 @@ def combine_files(paths: Sequence[Path], out: Path) -> ModelCard:
     paths, out = [Path(p) for p in paths], Path(out)
     if out.suffix != ".ckpt":
         raise UserError(f"{out}: an ensemble is a checkpoint; name it *.ckpt")
+    if out.is_dir():
+        raise UserError(f"{out}: a folder; name the ensemble's file (*.ckpt)")
+    if any(out.exists() and p.exists() and out.resolve() == p.resolve() for p in paths):
+        raise UserError(f"{out}: that is one of the models to combine; write the ensemble to another file")
     if any(p.suffix != ".ckpt" for p in paths):
         raise UserError(f"{next(p for p in paths if p.suffix != '.ckpt')}: only torch checkpoints (.ckpt) can be "
                         "combined into an ensemble")
@@ -155,6 +162,9 @@ def combine_files(paths: Sequence[Path], out: Path) -> ModelCard:
             states.append(checkpoint["state_dict"])
             sources.append({"file": path.name, "sha256": digest})
     checkpoint = ensemble_checkpoint(cards, states, {"ensemble_of": sources})  # members disagreeing: refused here
-    with atomic_path(out) as tmp:
-        torch.save(checkpoint, tmp)
+    try:
+        with atomic_path(out) as tmp:
+            torch.save(checkpoint, tmp)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write there ({exc.strerror or exc})") from None
     return ModelCard.from_dict(checkpoint[CARD_KEY], str(out))

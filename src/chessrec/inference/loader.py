@@ -1,9 +1,9 @@
 """One loader for every saved model: the file decides the backend, the messages are the same.
 
-A model is a Lightning checkpoint (``.ckpt``, written by the ``train`` stage, or an ensemble of
-several written by ``chessrec ensemble``) read by the torch backend without importing Lightning, or an ONNX file (``.onnx``, written by ``chessrec
-export``) run by ONNX Runtime without importing torch; the table :data:`BACKENDS` maps the
-suffix to the backend.  Every failure is one :class:`~chessrec.errors.UserError` line naming the file.
+A model is a checkpoint (``.ckpt``: Lightning's, written by the ``train`` stage, or an ensemble
+written by ``chessrec ensemble``) read by the torch backend without importing Lightning, or an
+ONNX file (``.onnx``, written by ``chessrec export``) run by ONNX Runtime without importing torch;
+the table :data:`BACKENDS` maps the suffix to the backend.  Every failure is one :class:`~chessrec.errors.UserError` line naming the file.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def card_from_checkpoint(checkpoint: Mapping[str, Any], source: str) -> ModelCar
 
 
 def load_torch_checkpoint(path: Path, device: str = "cpu"):
-    """A :class:`~chessrec.inference.torch_backend.TorchSquareModel` from a Lightning checkpoint, a
+    """A :class:`~chessrec.inference.torch_backend.TorchSquareModel` from a checkpoint, a
     :class:`~chessrec.inference.model.Cascade` of two when the card names a two-stage system, or an
     :class:`~chessrec.inference.ensemble.Ensemble` of those when it names members."""
     import torch
@@ -76,7 +76,10 @@ def load_torch_checkpoint(path: Path, device: str = "cpu"):
     if is_ensemble(card):
         members = [_torch_model(member, member_weights(checkpoint["state_dict"], i), f"{path} (member {i})", device)
                    for i, member in enumerate(member_cards(card, str(path)))]
-        return Ensemble(members, card=card)
+        try:
+            return Ensemble(members, card=card)
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
     return _torch_model(card, checkpoint["state_dict"], str(path), device)
 
 
