@@ -199,17 +199,16 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     prepared = prepared_photos(photos, base_model, check_labels, log)
     checkpoint = torch.load(base, map_location="cpu", weights_only=True)
     card = card_from_checkpoint(checkpoint, str(base))
-    if is_ensemble(card):  # each member adapts on the same photos
+    ensemble = is_ensemble(card)
+    if ensemble:  # each member adapts on the same photos
         members = [(member, member_weights(checkpoint["state_dict"], i))
                    for i, member in enumerate(member_cards(card, str(base)))]
     else:
         members = [(card, checkpoint["state_dict"])]
-    features_by_input: dict[tuple, dict[str, np.ndarray]] = {}  # members reading the same crops share them
-    for member, _ in members:
-        key = (tuple(member.crop_specs.items()), render_size_of(member))
-        if key not in features_by_input:
-            features_by_input[key] = training_features(prepared, dict(member.crop_specs), options, key[1])
-    features = [features_by_input[(tuple(m.crop_specs.items()), render_size_of(m))] for m, _ in members]
+    inputs = [(tuple(member.crop_specs.items()), render_size_of(member)) for member, _ in members]
+    features_by_input = {key: training_features(prepared, dict(key[0]), options, key[1])  # shared by equal inputs
+                         for key in dict.fromkeys(inputs)}
+    features = [features_by_input[key] for key in inputs]
     seen = set(np.unique(features[0]["labels"]).tolist())
     unseen = tuple(CLASS_NAMES[c] for c in range(len(CLASS_NAMES)) if c not in seen)
     if unseen:
@@ -223,7 +222,7 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     with meter:
         meter.begin_window("finetune")
         adapted = [adapted_weights(member, weights, member_features, options,
-                                   f"{base} (member {i})" if is_ensemble(card) else str(base), logger)
+                                   f"{base} (member {i})" if ensemble else str(base), logger)
                    for i, ((member, weights), member_features) in enumerate(zip(members, features))]
         measured = meter.end_window("finetune")
     fit_s = measured.wall_s
@@ -238,7 +237,7 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
                      "energy_j": round(measured.total_energy_j, 1), "energy_method": methods_label(measured)},
         "chessrec": chessrec.__version__, "torch": str(torch.__version__), "lightning": str(pl.__version__),
     }
-    if is_ensemble(card):
+    if ensemble:
         written = ensemble_checkpoint([member for member, _ in members], adapted, provenance)
     else:
         written = {"state_dict": adapted[0], CARD_KEY: {**card.to_dict(), "provenance": provenance}}

@@ -126,13 +126,13 @@ def ensemble_checkpoint(cards: Sequence[ModelCard], state_dicts: Sequence[Mappin
 def combine_files(paths: Sequence[Path], out: Path) -> ModelCard:
     """Write the ensemble of the checkpoints at ``paths`` to ``out`` (atomically); its card.
 
-    Each member is loaded first (every problem with a file is one line naming it), so a bad member
-    leaves nothing written. Members that are ensembles contribute their own members.
+    Each member is read once and loaded first (every problem with a file is one line naming it), so a
+    bad member leaves nothing written. Members that are ensembles contribute their own members.
     """
     import torch
 
     from chessrec.fileio import atomic_path
-    from chessrec.inference.loader import card_from_checkpoint, load_model
+    from chessrec.inference.loader import model_from_checkpoint, read_checkpoint
 
     paths, out = [Path(p) for p in paths], Path(out)
     if out.suffix != ".ckpt":
@@ -148,9 +148,10 @@ def combine_files(paths: Sequence[Path], out: Path) -> ModelCard:
         raise UserError(f"an ensemble needs at least 2 models, got {len(paths)}")
     cards, states, sources = [], [], []
     for path in paths:
-        load_model(path)  # the loader's checks first: a bad file is one line naming it
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        card = card_from_checkpoint(checkpoint, str(path))
+        if not path.is_file():
+            raise UserError(f"{path}: model file not found")
+        checkpoint, card = read_checkpoint(path)  # the loader's own checks: a bad file is one line naming it
+        model_from_checkpoint(checkpoint, card, str(path))  # its weights fit its card
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if is_ensemble(card):
             for i, member in enumerate(member_cards(card, str(path))):

@@ -3,7 +3,8 @@
 A model is a checkpoint (``.ckpt``: Lightning's, written by the ``train`` stage, or an ensemble
 written by ``chessrec ensemble``) read by the torch backend without importing Lightning, or an
 ONNX file (``.onnx``, written by ``chessrec export``) run by ONNX Runtime without importing torch;
-the table :data:`BACKENDS` maps the suffix to the backend.  Every failure is one :class:`~chessrec.errors.UserError` line naming the file.
+the table :data:`BACKENDS` maps the suffix to the backend.  Every failure is one
+:class:`~chessrec.errors.UserError` line naming the file.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def load_torch_checkpoint(path: Path, device: str = "cpu"):
     """A :class:`~chessrec.inference.torch_backend.TorchSquareModel` from a checkpoint, a
     :class:`~chessrec.inference.model.Cascade` of two when the card names a two-stage system, or an
     :class:`~chessrec.inference.ensemble.Ensemble` of those when it names members."""
+    checkpoint, card = read_checkpoint(path, device)
+    return model_from_checkpoint(checkpoint, card, str(path), device)
+
+
+def read_checkpoint(path: Path, device: str = "cpu") -> tuple[dict[str, Any], ModelCard]:
+    """A checkpoint's contents and card, read without running pickled code (one line naming the file if not)."""
     import torch
 
     if not zipfile.is_zipfile(path):  # torch checkpoints are zip archives; a cut-off one has no directory
@@ -72,15 +79,19 @@ def load_torch_checkpoint(path: Path, device: str = "cpu"):
         raise UserError(f"{path}: not a chessrec checkpoint (truncated or corrupt: {_first_line(exc)})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UserError(f"{path}: not a chessrec checkpoint (no state_dict)")
-    card = card_from_checkpoint(checkpoint, str(path))
+    return checkpoint, card_from_checkpoint(checkpoint, str(path))
+
+
+def model_from_checkpoint(checkpoint: Mapping[str, Any], card: ModelCard, source: str, device: str = "cpu"):
+    """The model a checkpoint read by :func:`read_checkpoint` holds (weights that do not fit: one line)."""
     if is_ensemble(card):
-        members = [_torch_model(member, member_weights(checkpoint["state_dict"], i), f"{path} (member {i})", device)
-                   for i, member in enumerate(member_cards(card, str(path)))]
+        members = [_torch_model(member, member_weights(checkpoint["state_dict"], i), f"{source} (member {i})", device)
+                   for i, member in enumerate(member_cards(card, source))]
         try:
             return Ensemble(members, card=card)
         except UserError as exc:
-            raise UserError(f"{path}: {exc}") from None
-    return _torch_model(card, checkpoint["state_dict"], str(path), device)
+            raise UserError(f"{source}: {exc}") from None
+    return _torch_model(card, checkpoint["state_dict"], source, device)
 
 
 def _torch_model(card: ModelCard, state_dict: Mapping[str, Any], source: str, device: str):
