@@ -124,10 +124,21 @@ def test_the_ensemble_command_writes_a_model_and_reports_user_mistakes_in_one_li
     assert not (tmp_path / "f.ckpt").exists()
 
 
-def test_exporting_an_ensemble_to_onnx_is_refused_in_one_line(members, tmp_path):
+def test_an_ensemble_exports_to_one_onnx_file_that_reads_like_its_checkpoint_and_quantises(members, tmp_path):
     from chessrec.deploy.artefacts import export_artefacts
+    from chessrec.deploy.onnx_export import PARITY_TOLERANCE, max_probability_difference
+    from chessrec.inference.onnx_backend import OnnxSquareModel
 
     combine_files(members, tmp_path / "e.ckpt")
-    with pytest.raises(UserError, match="e.ckpt: an ensemble of 2 models; ONNX export takes one network"):
-        export_artefacts(tmp_path / "e.ckpt", tmp_path / "e.onnx")
-    assert not (tmp_path / "e.onnx").exists()
+    written = export_artefacts(tmp_path / "e.ckpt", tmp_path / "e.onnx", _crops(4), int8=True)
+    checkpoint = load_model(tmp_path / "e.ckpt")
+    for name, path in written.items():
+        model = load_model(path)
+        assert isinstance(model, Ensemble) and len(model.members) == 2, name
+        assert all(isinstance(member, OnnxSquareModel) for member in model.members)
+        assert [member.prefix for member in model.members] == ["members.0.", "members.1."]
+        assert model.card.to_dict() == checkpoint.card.to_dict()  # the ensemble's card, members and provenance
+    crops = _crops(5)
+    assert max_probability_difference(checkpoint, load_model(written["onnx_fp32"]), crops) <= PARITY_TOLERANCE
+    int8 = load_model(written["onnx_int8"]).predict_proba(crops)
+    assert int8.shape == (5, 64, 13) and np.allclose(int8.sum(axis=-1), 1.0, atol=1e-4)

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from chessrec.errors import UserError
-from chessrec.inference.ensemble import Ensemble
 from chessrec.inference.loader import load_model
 from chessrec.inference.model import BoardCrops, check_board_crops
 
@@ -37,9 +36,6 @@ def export_artefacts(checkpoint: Path, out: Path, crops: BoardCrops | None = Non
     if Path(checkpoint).suffix != ".ckpt":
         raise UserError(f"{checkpoint}: only a torch checkpoint (.ckpt) can be exported")
     model = load_model(checkpoint)
-    if isinstance(model, Ensemble):
-        raise UserError(f"{checkpoint}: an ensemble of {len(model.members)} models; ONNX export takes one network "
-                        "or a cascade (export the checkpoints it was combined from)")
     if crops is None:
         if int8:
             raise UserError("int8 needs training crops to calibrate on: pass --crops data/features/train")

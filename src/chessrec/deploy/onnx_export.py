@@ -1,4 +1,4 @@
-"""A trained torch square classifier -> one self-describing ONNX file.
+"""A trained torch square classifier (one network, a cascade or an ensemble) -> one self-describing ONNX file.
 
 The graph takes what inference has at hand, uint8 crops (n, 3, H, W) and square indices (n,),
 and returns probabilities (n, C): the card's preprocessing is inside it, so no runtime can feed
@@ -22,6 +22,7 @@ from chessrec.errors import UserError
 from chessrec.fileio import write_atomic
 from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
 from chessrec.inference.card import CARD_KEY, ModelCard
+from chessrec.inference.ensemble import MEMBERS, Ensemble
 from chessrec.inference.model import BoardCrops, Cascade, SquareModel
 from chessrec.inference.onnx_backend import CROPS_INPUT, PROBABILITIES_OUTPUT, SQUARES_INPUT, open_onnx_model
 from chessrec.inference.torch_backend import TorchSquareModel, preprocess
@@ -80,30 +81,47 @@ def _prefixed(proto, prefix: str):
     return proto
 
 
-def to_onnx_bytes(model: TorchSquareModel | Cascade, example_crops: BoardCrops) -> bytes:
+def _merged(protos: list):
+    """One graph holding every (already prefixed) graph of ``protos`` side by side."""
+    import onnx
+
+    proto = protos[0]
+    for other in protos[1:]:
+        proto = onnx.compose.merge_models(proto, other, io_map=[])
+    unique = {(o.domain, o.version): o for o in proto.opset_import}  # merging lists each opset twice
+    del proto.opset_import[:]
+    proto.opset_import.extend(unique.values())
+    return proto
+
+
+def _model_proto(model: SquareModel, example_crops: BoardCrops):
+    """The ONNX graph of a torch network, a cascade of two, or an ensemble of such members."""
+    if isinstance(model, TorchSquareModel):
+        return _network_proto(model, example_crops[model.spec_name])
+    if isinstance(model, Cascade) and all(isinstance(stage, TorchSquareModel) for stage in (model.occupancy, model.piece)):
+        return _merged([_prefixed(_network_proto(stage, example_crops[stage.spec_name]), f"{name}.")
+                        for name, stage in ((OCCUPANCY_CROPS, model.occupancy), (PIECE_CROPS, model.piece))])
+    if isinstance(model, Ensemble):
+        return _merged([_prefixed(_model_proto(member, example_crops), f"{MEMBERS}.{i}.")
+                        for i, member in enumerate(model.members)])
+    raise UserError(f"cannot export a {type(model).__name__}: only torch checkpoints (one network, a cascade or an "
+                    "ensemble of them) export to ONNX")
+
+
+def to_onnx_bytes(model: TorchSquareModel | Cascade | Ensemble, example_crops: BoardCrops) -> bytes:
     """The serialised ONNX model of ``model``, its card in the metadata.
 
     ``example_crops`` are (M, 3, H, W) uint8 crops per spec name.  A cascade's two networks go into
-    one graph, each stage's inputs, output and nodes prefixed with its name (see
-    :class:`chessrec.inference.onnx_backend.OnnxSquareModel`).
+    one graph, each stage's inputs, output and nodes prefixed with its name, and an ensemble's
+    members likewise under ``members.<i>.`` (see :func:`chessrec.inference.onnx_backend.network_prefixes`).
+    The members' probabilities are combined by the backend, as for torch members.
     """
     import onnx
 
-    if isinstance(model, TorchSquareModel):
-        proto = _network_proto(model, example_crops[model.spec_name])
-        card = model.card
-    elif isinstance(model, Cascade) and model.card is not None and all(
-            isinstance(stage, TorchSquareModel) for stage in (model.occupancy, model.piece)):
-        stages = [_prefixed(_network_proto(stage, example_crops[stage.spec_name]), f"{name}.")
-                  for name, stage in ((OCCUPANCY_CROPS, model.occupancy), (PIECE_CROPS, model.piece))]
-        proto = onnx.compose.merge_models(*stages, io_map=[])
-        unique = {(o.domain, o.version): o for o in proto.opset_import}  # merging lists each opset twice
-        del proto.opset_import[:]
-        proto.opset_import.extend(unique.values())
-        card = model.card
-    else:
-        raise UserError(f"cannot export a {type(model).__name__}: only torch checkpoints (one network or a "
-                        "cascade) export to ONNX")
+    card = getattr(model, "card", None)
+    if card is None:
+        raise UserError(f"cannot export a {type(model).__name__} without its model card: load it from a checkpoint")
+    proto = _model_proto(model, example_crops)
     set_card(proto, card)
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
@@ -123,7 +141,7 @@ def max_probability_difference(a: SquareModel, b: SquareModel, crops: BoardCrops
     return float(np.abs(a.predict_proba(crops) - b.predict_proba(crops)).max())
 
 
-def export_onnx(model: TorchSquareModel | Cascade, out_path: Path, verify_crops: BoardCrops,
+def export_onnx(model: TorchSquareModel | Cascade | Ensemble, out_path: Path, verify_crops: BoardCrops,
                 tolerance: float = PARITY_TOLERANCE) -> float:
     """Write ``model`` to ``out_path`` as ONNX, load it back in ONNX Runtime and check parity.
 

@@ -21,11 +21,12 @@ from chessrec.inference.onnx_backend import CROPS_INPUT, SQUARES_INPUT
 
 class _CalibrationCrops:
     """onnxruntime.quantization.CalibrationDataReader: one board per batch, every square of it, for each
-    network in the file (input names prefixed by stage in a cascade)."""
+    network in the file (``prefixes``: its crop spec and input-name prefix, see
+    :func:`chessrec.inference.onnx_backend.network_prefixes`)."""
 
-    def __init__(self, crops: BoardCrops, prefixes: dict[str, str]):
+    def __init__(self, crops: BoardCrops, prefixes: list[tuple[str, str]]):
         n = len(next(iter(crops.values())))
-        self._feeds = iter([{name: value for spec, prefix in prefixes.items() for name, value in (
+        self._feeds = iter([{name: value for spec, prefix in prefixes for name, value in (
             (prefix + CROPS_INPUT, np.ascontiguousarray(crops[spec][i])),
             (prefix + SQUARES_INPUT, np.arange(64, dtype=np.int64)))} for i in range(n)])
 
@@ -43,14 +44,12 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration_crops: BoardCrops
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from chessrec.deploy.onnx_export import set_card
-    from chessrec.inference.card import is_cascade
-    from chessrec.inference.onnx_backend import open_session, read_card
+    from chessrec.inference.onnx_backend import network_prefixes, open_session, read_card
 
     if len(next(iter(calibration_crops.values()))) == 0:
         raise UserError("int8 calibration needs at least one training board")
     card = read_card(open_session(Path(fp32_path), threads=1), Path(fp32_path))
-    prefixes = {spec: f"{spec}." for spec in card.crop_specs} if is_cascade(card) else {
-        next(iter(card.crop_specs)): ""}
+    prefixes = network_prefixes(card, str(fp32_path))
     with tempfile.TemporaryDirectory(prefix="chessrec-int8-") as scratch:
         prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)

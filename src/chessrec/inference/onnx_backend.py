@@ -2,7 +2,8 @@
 
 ``chessrec export`` writes the network with its preprocessing inside (uint8 crops and square
 indices in, probabilities out), so this backend needs onnxruntime and numpy only: no torch.
-A two-stage cascade ships as one file holding both graphs (see :class:`OnnxSquareModel`).
+A two-stage cascade ships as one file holding both graphs (see :class:`OnnxSquareModel`), and an
+ensemble as one file holding every member's graphs under ``members.<i>.``.
 The file is checked against its card before the first crop is scored, so an ONNX file of some
 other model fails with one line naming what does not fit, not with a shape error deep in a run.
 """
@@ -103,17 +104,42 @@ class OnnxSquareModel(SingleSpecModel):
         return probabilities.astype(np.float32, copy=False)
 
 
-def open_onnx_model(path: Path | str, threads: int | None = None):
-    """The square model in an exported file: one network, or a cascade of the two stages it holds."""
+def network_prefixes(card: ModelCard, source: str, prefix: str = "") -> list[tuple[str, str]]:
+    """(crop spec name, name prefix) of every network in the exported file of ``card``, in graph order.
+
+    One network has no prefix; a cascade's stages are prefixed with their spec's name
+    (``occupancy.``); an ensemble's members with ``members.<i>.`` before their own prefixes.
+    """
+    from chessrec.inference.card import is_cascade
+    from chessrec.inference.ensemble import MEMBERS, is_ensemble, member_cards
+
+    if is_ensemble(card):
+        return [pair for i, member in enumerate(member_cards(card, source))
+                for pair in network_prefixes(member, source, f"{prefix}{MEMBERS}.{i}.")]
+    if is_cascade(card):
+        return [(spec, f"{prefix}{spec}.") for spec in card.crop_specs]
+    return [(next(iter(card.crop_specs)), prefix)]
+
+
+def _onnx_model(path: Path, session, card: ModelCard, prefix: str):
     from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
     from chessrec.inference.card import is_cascade, stage_cards
+    from chessrec.inference.ensemble import MEMBERS, Ensemble, is_ensemble, member_cards
     from chessrec.inference.model import Cascade
 
-    path = Path(path)
-    session = open_session(path, threads)
-    card = read_card(session, path)
+    if is_ensemble(card):
+        return Ensemble([_onnx_model(path, session, member, f"{prefix}{MEMBERS}.{i}.")
+                         for i, member in enumerate(member_cards(card, str(path)))], card=card)
     if not is_cascade(card):
-        return OnnxSquareModel(path, session=session, card=card)
-    stages = {name: OnnxSquareModel(path, session=session, card=stage_card, prefix=f"{name}.")
+        return OnnxSquareModel(path, session=session, card=card, prefix=prefix)
+    stages = {name: OnnxSquareModel(path, session=session, card=stage_card, prefix=f"{prefix}{name}.")
               for name, stage_card in stage_cards(card).items()}
     return Cascade(stages[OCCUPANCY_CROPS], stages[PIECE_CROPS], card=card)
+
+
+def open_onnx_model(path: Path | str, threads: int | None = None):
+    """The square model in an exported file: one network, a cascade of the two stages it holds, or an
+    ensemble of such members."""
+    path = Path(path)
+    session = open_session(path, threads)
+    return _onnx_model(path, session, read_card(session, path), "")
