@@ -92,6 +92,23 @@ def test_a_cascade_exports_to_one_onnx_file_that_keeps_skipping_empty_squares(ca
     assert isinstance(int8, Cascade) and int8.predict_proba(crops["test"]).shape == (len(crops["test"]["piece"]), 64, 13)
 
 
+def test_an_ensemble_of_cascades_exports_every_stage_of_every_member_under_its_prefix(cascade):
+    """The released model's shape: members that are cascades, so prefixes nest (members.0.occupancy.)."""
+    from chessrec.inference.ensemble import Ensemble, combine_files
+    from chessrec.inference.model import Cascade
+
+    combine_files([cascade / "cascade.ckpt", cascade / "cascade.ckpt"], cascade / "pair.ckpt")
+    crops = {split: crops_by_spec(load_features(cascade / "cascade_features" / split)) for split in ("train", "test")}
+    written = export_artefacts(cascade / "pair.ckpt", cascade / "pair.onnx", crops["train"], int8=True)
+    onnx_model = load_model(written["onnx_fp32"])
+    assert isinstance(onnx_model, Ensemble) and all(isinstance(m, Cascade) for m in onnx_model.members)
+    assert [(m.occupancy.prefix, m.piece.prefix) for m in onnx_model.members] == [
+        ("members.0.occupancy.", "members.0.piece."), ("members.1.occupancy.", "members.1.piece.")]
+    assert max_probability_difference(load_model(cascade / "pair.ckpt"), onnx_model, crops["test"]) <= PARITY_TOLERANCE
+    int8 = load_model(written["onnx_int8"]).predict_proba(crops["test"])
+    assert int8.shape == (len(crops["test"]["piece"]), 64, 13) and np.allclose(int8.sum(axis=-1), 1.0, atol=1e-4)
+
+
 def test_a_cascade_keeps_its_narrower_occupancy_network_in_checkpoint_and_card(cascade):
     torch_model = load_model(cascade / "cascade.ckpt")
     first_convs = {name: next(m for m in stage.network.modules() if isinstance(m, torch.nn.Conv2d)).out_channels

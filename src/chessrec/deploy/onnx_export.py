@@ -94,7 +94,7 @@ def _merged(protos: list):
     return proto
 
 
-def _model_proto(model: SquareModel, example_crops: BoardCrops):
+def _model_proto(model: SquareModel, example_crops: BoardCrops, what: str = "the model"):
     """The ONNX graph of a torch network, a cascade of two, or an ensemble of such members."""
     if isinstance(model, TorchSquareModel):
         return _network_proto(model, example_crops[model.spec_name])
@@ -102,10 +102,10 @@ def _model_proto(model: SquareModel, example_crops: BoardCrops):
         return _merged([_prefixed(_network_proto(stage, example_crops[stage.spec_name]), f"{name}.")
                         for name, stage in ((OCCUPANCY_CROPS, model.occupancy), (PIECE_CROPS, model.piece))])
     if isinstance(model, Ensemble):
-        return _merged([_prefixed(_model_proto(member, example_crops), f"{MEMBERS}.{i}.")
+        return _merged([_prefixed(_model_proto(member, example_crops, f"ensemble member {i}"), f"{MEMBERS}.{i}.")
                         for i, member in enumerate(model.members)])
-    raise UserError(f"cannot export a {type(model).__name__}: only torch checkpoints (one network, a cascade or an "
-                    "ensemble of them) export to ONNX")
+    raise UserError(f"cannot export {what}, a {type(model).__name__}: only torch checkpoints (one network, a "
+                    "cascade or an ensemble of them) export to ONNX")
 
 
 def to_onnx_bytes(model: TorchSquareModel | Cascade | Ensemble, example_crops: BoardCrops) -> bytes:

@@ -57,8 +57,9 @@ class OnnxSquareModel(SingleSpecModel):
 
     A single classifier's graph has inputs ``crops``, ``squares`` and output ``probabilities``.  A
     cascade's file holds both stages as one graph, each stage's names prefixed (``occupancy.crops``,
-    ...); a stage is run by feeding the other stage an empty batch, so the piece network still
-    runs only on the squares the occupancy network finds occupied.
+    ...), and an ensemble's file every member's under ``members.<i>.``; a network is run by feeding
+    every other network in the file an empty batch, so the piece network still runs only on the
+    squares the occupancy network finds occupied.
     """
 
     def __init__(self, path: Path | str, threads: int | None = None, *, session=None,
@@ -105,19 +106,19 @@ class OnnxSquareModel(SingleSpecModel):
 
 
 def network_prefixes(card: ModelCard, source: str, prefix: str = "") -> list[tuple[str, str]]:
-    """(crop spec name, name prefix) of every network in the exported file of ``card``, in graph order.
+    """(crop spec name, name prefix) of every network in the exported file of ``card``.
 
     One network has no prefix; a cascade's stages are prefixed with their spec's name
     (``occupancy.``); an ensemble's members with ``members.<i>.`` before their own prefixes.
     """
-    from chessrec.inference.card import is_cascade
+    from chessrec.inference.card import is_cascade, stage_cards
     from chessrec.inference.ensemble import MEMBERS, is_ensemble, member_cards
 
     if is_ensemble(card):
         return [pair for i, member in enumerate(member_cards(card, source))
                 for pair in network_prefixes(member, source, f"{prefix}{MEMBERS}.{i}.")]
     if is_cascade(card):
-        return [(spec, f"{prefix}{spec}.") for spec in card.crop_specs]
+        return [(spec, f"{prefix}{spec}.") for spec in stage_cards(card)]
     return [(next(iter(card.crop_specs)), prefix)]
 
 
@@ -128,8 +129,12 @@ def _onnx_model(path: Path, session, card: ModelCard, prefix: str):
     from chessrec.inference.model import Cascade
 
     if is_ensemble(card):
-        return Ensemble([_onnx_model(path, session, member, f"{prefix}{MEMBERS}.{i}.")
-                         for i, member in enumerate(member_cards(card, str(path)))], card=card)
+        members = [_onnx_model(path, session, member, f"{prefix}{MEMBERS}.{i}.")
+                   for i, member in enumerate(member_cards(card, str(path)))]
+        try:
+            return Ensemble(members, card=card)
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
     if not is_cascade(card):
         return OnnxSquareModel(path, session=session, card=card, prefix=prefix)
     stages = {name: OnnxSquareModel(path, session=session, card=stage_card, prefix=f"{prefix}{name}.")
