@@ -177,7 +177,7 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     from chessrec.fileio import atomic_path
     from chessrec.inference.card import CARD_KEY
     from chessrec.inference.ensemble import ensemble_checkpoint, is_ensemble, member_cards, member_weights
-    from chessrec.inference.loader import card_from_checkpoint, load_model
+    from chessrec.inference.loader import load_model, read_checkpoint
     from chessrec.quiet import quiet_library_noise
 
     base, out = Path(base), Path(out)
@@ -197,8 +197,7 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     t0 = time.perf_counter()
     base_model = load_model(base)  # every problem with the file: one line naming it
     prepared = prepared_photos(photos, base_model, check_labels, log)
-    checkpoint = torch.load(base, map_location="cpu", weights_only=True)
-    card = card_from_checkpoint(checkpoint, str(base))
+    checkpoint, card = read_checkpoint(base)
     ensemble = is_ensemble(card)
     if ensemble:  # each member adapts on the same photos
         members = [(member, member_weights(checkpoint["state_dict"], i))

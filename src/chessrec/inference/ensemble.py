@@ -63,6 +63,15 @@ class Ensemble(BoardPredictions):
         return mean_of_views(*(m.predict_squares({n: crops[n] for n in m.crop_specs}, squares) for m in self.members))
 
 
+def ensemble_of(members: Sequence[SquareModel], card: ModelCard, source: str) -> Ensemble:
+    """The :class:`Ensemble` a file's card describes, from its loaded members (whatever their backend);
+    members that disagree are one line naming ``source``."""
+    try:
+        return Ensemble(members, card=card)
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+
+
 def agreed_crop_specs(members: Sequence[tuple[Mapping[str, CropSpec], Sequence[str]]]) -> dict[str, CropSpec]:
     """The crop specs of members given as (crop specs, class names): all of them, once each by name.
 

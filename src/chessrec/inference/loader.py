@@ -20,7 +20,7 @@ from typing import Any
 from chessrec.errors import UserError
 from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
 from chessrec.inference.card import CARD_KEY, SQUARE_CROPS, ModelCard, Preprocessing, is_cascade, stage_cards
-from chessrec.inference.ensemble import Ensemble, is_ensemble, member_cards, member_weights
+from chessrec.inference.ensemble import ensemble_of, is_ensemble, member_cards, member_weights
 from chessrec.inference.model import Cascade, SquareModel
 from chessrec.labels import CLASS_NAMES
 
@@ -85,12 +85,8 @@ def read_checkpoint(path: Path, device: str = "cpu") -> tuple[dict[str, Any], Mo
 def model_from_checkpoint(checkpoint: Mapping[str, Any], card: ModelCard, source: str, device: str = "cpu"):
     """The model a checkpoint read by :func:`read_checkpoint` holds (weights that do not fit: one line)."""
     if is_ensemble(card):
-        members = [_torch_model(member, member_weights(checkpoint["state_dict"], i), f"{source} (member {i})", device)
-                   for i, member in enumerate(member_cards(card, source))]
-        try:
-            return Ensemble(members, card=card)
-        except UserError as exc:
-            raise UserError(f"{source}: {exc}") from None
+        return ensemble_of([_torch_model(member, member_weights(checkpoint["state_dict"], i), f"{source} (member {i})",
+                                         device) for i, member in enumerate(member_cards(card, source))], card, source)
     return _torch_model(card, checkpoint["state_dict"], source, device)
 
 

@@ -125,16 +125,12 @@ def network_prefixes(card: ModelCard, source: str, prefix: str = "") -> list[tup
 def _onnx_model(path: Path, session, card: ModelCard, prefix: str):
     from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
     from chessrec.inference.card import is_cascade, stage_cards
-    from chessrec.inference.ensemble import MEMBERS, Ensemble, is_ensemble, member_cards
+    from chessrec.inference.ensemble import MEMBERS, ensemble_of, is_ensemble, member_cards
     from chessrec.inference.model import Cascade
 
     if is_ensemble(card):
-        members = [_onnx_model(path, session, member, f"{prefix}{MEMBERS}.{i}.")
-                   for i, member in enumerate(member_cards(card, str(path)))]
-        try:
-            return Ensemble(members, card=card)
-        except UserError as exc:
-            raise UserError(f"{path}: {exc}") from None
+        return ensemble_of([_onnx_model(path, session, member, f"{prefix}{MEMBERS}.{i}.")
+                            for i, member in enumerate(member_cards(card, str(path)))], card, str(path))
     if not is_cascade(card):
         return OnnxSquareModel(path, session=session, card=card, prefix=prefix)
     stages = {name: OnnxSquareModel(path, session=session, card=stage_card, prefix=f"{prefix}{name}.")
