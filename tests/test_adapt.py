@@ -242,6 +242,7 @@ def test_a_photo_without_a_board_is_refused_naming_it(modern_set, tmp_path):
     (["--steps", "0"], ["--steps", "greater than or equal to 1"]),
     (["--a1", "bottom-left", "--a1", "top-left", "--a1", "top-right"], ["--a1 given 3 times for 2 photos"]),
     (["--out", "model.onnx"], ["model.onnx", "*.ckpt"]),
+    (["--model", "missing.ckpt"], ["missing.ckpt", "model file not found"]),
 ])
 def test_bad_options_are_refused_in_one_line_before_any_work(modern_set, tmp_path, args, words):
     adapt, _ = modern_set

@@ -177,7 +177,7 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     from chessrec.fileio import atomic_path
     from chessrec.inference.card import CARD_KEY
     from chessrec.inference.ensemble import ensemble_checkpoint, is_ensemble, member_cards, member_weights
-    from chessrec.inference.loader import load_model, read_checkpoint
+    from chessrec.inference.loader import model_from_checkpoint, read_checkpoint
     from chessrec.quiet import quiet_library_noise
 
     base, out = Path(base), Path(out)
@@ -195,9 +195,9 @@ def finetune(base: Path, photos: list[SetPhoto], out: Path, options: FinetuneCon
     except OSError as exc:
         raise UserError(f"{out}: cannot write there ({exc.strerror or exc})") from None
     t0 = time.perf_counter()
-    base_model = load_model(base)  # every problem with the file: one line naming it
+    checkpoint, card = read_checkpoint(base)  # every problem with the file: one line naming it
+    base_model = model_from_checkpoint(checkpoint, card, str(base))
     prepared = prepared_photos(photos, base_model, check_labels, log)
-    checkpoint, card = read_checkpoint(base)
     ensemble = is_ensemble(card)
     if ensemble:  # each member adapts on the same photos
         members = [(member, member_weights(checkpoint["state_dict"], i))

@@ -68,6 +68,8 @@ def read_checkpoint(path: Path, device: str = "cpu") -> tuple[dict[str, Any], Mo
     """A checkpoint's contents and card, read without running pickled code (one line naming the file if not)."""
     import torch
 
+    if not Path(path).is_file():
+        raise UserError(f"{path}: model file not found")
     if not zipfile.is_zipfile(path):  # torch checkpoints are zip archives; a cut-off one has no directory
         raise UserError(f"{path}: not a chessrec checkpoint (not a torch zip archive, or truncated)")
     try:
