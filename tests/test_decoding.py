@@ -45,18 +45,12 @@ def set_square(probs: np.ndarray, square: str, weights: dict[int, float]) -> np.
     return probs
 
 
-LIGHT = np.array([chess.BB_LIGHT_SQUARES >> square & 1 for square in range(64)], dtype=bool)
-
-
 def count_rules_hold(labels: np.ndarray) -> bool:
     """The piece-count rules, checked independently of the decoder's formulation."""
     counts = np.bincount(labels, minlength=13)
     for offset in (0, 6):
         pawns, rooks, knights, bishops, queens, kings = counts[offset:offset + 6]
-        light_bishops = np.count_nonzero((labels == offset + 3) & LIGHT)
-        dark_bishops = bishops - light_bishops
-        promoted = (max(0, queens - 1) + max(0, rooks - 2) + max(0, knights - 2)
-                    + max(0, light_bishops - 1) + max(0, dark_bishops - 1))
+        promoted = max(0, queens - 1) + max(0, rooks - 2) + max(0, bishops - 2) + max(0, knights - 2)
         if kings != 1 or pawns > 8 or promoted > 8 - pawns:
             return False
     back_ranks = np.r_[labels[:8], labels[56:]]
@@ -98,24 +92,6 @@ def test_promoted_pieces_only_as_far_as_missing_pawns_allow():
     assert np.count_nonzero(decode("constrained", probs).labels == WQ) == 2
 
 
-def test_a_second_bishop_on_one_square_colour_is_a_promotion():
-    # White has lost its dark-square bishop (c1) but keeps all 8 pawns: a bishop read on light e4
-    # would be a second light-square bishop, which only a promotion (a missing pawn) can explain
-    fen = "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RN1QKBNR"
-    probs = set_square(confident(fen), "e4", {WB: 0.7, EMPTY: 0.3})
-    assert chess.parse_square("e4") in chess.SquareSet(chess.BB_LIGHT_SQUARES)
-    assert np.count_nonzero(decode("argmax", probs).labels == WB) == 2
-    for name in ("constrained", "topk_legal"):
-        labels = decode(name, probs).labels
-        assert count_rules_hold(labels) and labels[chess.E4] == EMPTY, name
-    # on a dark square it is the lost bishop's colour: no promotion needed, the reading stands
-    probs = set_square(confident(fen), "d4", {WB: 0.7, EMPTY: 0.3})
-    assert decode("constrained", probs).labels[chess.D4] == WB
-    # and with a pawn missing the second light-square bishop is allowed on e4 too
-    probs = set_square(set_square(confident(fen), "e4", {WB: 0.7, EMPTY: 0.3}), "a2", {EMPTY: 0.97})
-    assert decode("constrained", probs).labels[chess.E4] == WB
-
-
 def test_topk_legal_prefers_valid_improbable_fix_over_invalid_probable_board():
     # kings side by side: every count rule holds, but no position has adjacent kings
     fen = "8/8/8/3kK3/8/8/8/8"
@@ -143,9 +119,9 @@ def test_non_strict_mode_lets_study_positions_without_kings_through():
     assert count_rules_hold(forced)
 
 
-def _uncertain_board(rng: np.random.Generator, fen: str, squares: list[str], classes: list[int]) -> np.ndarray:
+def _uncertain_board(rng: np.random.Generator, squares: list[str], classes: list[int]) -> np.ndarray:
     """A confident position with a few squares spread over a few classes: small enough to brute-force."""
-    probs = confident(fen, p=0.995)
+    probs = confident("4k3/8/8/8/8/8/4P3/4K3", p=0.995)
     for square in squares:
         weights = rng.dirichlet(np.ones(len(classes))) * 0.99
         probs = set_square(probs, square, dict(zip(classes, weights)))
@@ -162,19 +138,12 @@ def _brute_force(log_probs: np.ndarray, squares: list[str], classes: list[int], 
     return sorted(boards, key=lambda item: -item[0])
 
 
-BRUTE_FORCE_CASES = {
-    "kings and a promotion": ("4k3/8/8/8/8/8/4P3/4K3", ["e1", "e8", "d4", "h8", "a1"], [WK, BK, WP, WQ, EMPTY]),
-    # 7 pawns: one promotion to spend, on a third piece or on a second bishop of one square colour
-    "bishops' colours": ("4k3/8/8/8/8/8/PPPPPPP1/4K3", ["c4", "e4", "h3", "d4", "f6"], [WB, WP, WN, EMPTY]),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BRUTE_FORCE_CASES))
 @pytest.mark.parametrize("seed", range(8))
-def test_constrained_and_k_best_match_brute_force(seed, case):
+def test_constrained_and_k_best_match_brute_force(seed):
     rng = np.random.default_rng(seed)
-    fen, squares, classes = BRUTE_FORCE_CASES[case]
-    probs = _uncertain_board(rng, fen, squares, classes)
+    squares = ["e1", "e8", "d4", "h8", "a1"]
+    classes = [WK, BK, WP, WQ, EMPTY]
+    probs = _uncertain_board(rng, squares, classes)
     log_probs = log_probs_of(probs)
     base = log_probs.argmax(axis=1)
     truth = _brute_force(log_probs, squares, classes, base)

@@ -6,10 +6,8 @@
 - ``topk_legal``: the first of the k most probable rule-abiding boards that python-chess accepts.
 
 Piece-count rules (strict mode), per side: exactly one king; at most 8 pawns; no pawn on rank 1 or 8;
-promoted pieces (queens beyond 1, rooks and knights beyond 2, bishops beyond 1 on the light squares or
-beyond 1 on the dark squares) at most the number of missing pawns, hence at most 16 pieces.  A bishop
-never leaves its squares' colour, so a second bishop on one colour is a promotion even while the
-other colour has none.  Non-strict mode (study and
+promoted pieces (queens beyond 1, rooks, bishops, knights beyond 2) at most the number of missing pawns,
+hence at most 16 pieces.  Bishops' square colours are not tracked.  Non-strict mode (study and
 composition positions) drops the king and count rules but keeps "no pawn on the first or last rank",
 which no position can break; ``topk_legal`` then skips python-chess's validity check too.
 """
@@ -34,31 +32,21 @@ LOG_FLOOR = -50.0
 # class ids per side (white offset 0, black offset 6), in labels.CLASS_NAMES order
 PAWN, ROOK, KNIGHT, BISHOP, QUEEN, KING = range(6)
 _SIDES = (0, 6)
-#: pieces each side starts with; anything beyond is a promotion paid for by a missing pawn (of the
-#: two bishops, one stands on the light squares and one on the dark: each colour counts on its own)
+#: pieces each side starts with; anything beyond is a promotion paid for by a missing pawn
 _INITIAL = {QUEEN: 1, ROOK: 2, BISHOP: 2, KNIGHT: 2}
 _BACK_RANKS = np.r_[0:8, 56:64]
-_LIGHT_SQUARES = np.array([bool(chess.BB_LIGHT_SQUARES >> square & 1) for square in range(64)])
 
-# Slots of the assignment formulation, per side: the king, the initial officers (its two bishops as one
-# light-square and one dark-square slot), and 8 "pawn slots" that hold either a pawn or a promoted
-# officer.  Filling slots with squares enumerates exactly the boards that obey the count rules, so a
-# rectangular assignment over 64 squares x (32 slots + 64 empties) solves the constrained decode exactly.
-# A slot reads one column of the extended cost: the 13 classes, then per side its pawn slot, its
-# light-square bishop and its dark-square bishop.
-_PAWN_SLOT, _LIGHT_BISHOP, _DARK_BISHOP = NUM_CLASSES, NUM_CLASSES + 2, NUM_CLASSES + 4  # + side (0 or 1)
-_SLOT_CLASS: list[int] = []  # the extended-cost column of each slot
-for _side, _offset in enumerate(_SIDES):
+# Slots of the assignment formulation, per side: the king, the initial officers, and 8 "pawn slots" that
+# hold either a pawn or a promoted officer.  Filling slots with squares enumerates exactly the boards
+# that obey the count rules, so a rectangular assignment over 64 squares x (32 slots + 64 empties) solves
+# the constrained decode exactly.
+_SLOT_CLASS: list[int] = []  # class id of a fixed-type slot; 13 (White) or 14 (Black) for a pawn slot
+for _offset in _SIDES:
     for _cls, _n in ((KING, 1), *_INITIAL.items(), (PAWN, 8)):
-        if _cls == BISHOP:
-            _SLOT_CLASS += [_LIGHT_BISHOP + _side, _DARK_BISHOP + _side]
-        else:
-            _SLOT_CLASS += [_PAWN_SLOT + _side if _cls == PAWN else _offset + _cls] * _n
+        _SLOT_CLASS += [NUM_CLASSES + _offset // 6 if _cls == PAWN else _offset + _cls] * _n
 _N_SLOTS = len(_SLOT_CLASS)
-#: per assignment column, its column in the extended cost
+#: per assignment column, its column in the extended cost (13 classes + one pawn slot per side)
 _COLUMN_SOURCE = np.array(_SLOT_CLASS + [EMPTY] * 64)
-#: per extended-cost column, the class it places (a pawn slot's is chosen per square: -1 here)
-_EXTENDED_CLASS = np.array([*range(NUM_CLASSES), -1, -1, BISHOP, 6 + BISHOP, BISHOP, 6 + BISHOP])
 _IS_KING_COLUMN = np.isin(_COLUMN_SOURCE, [KING, 6 + KING])
 #: subtracted from the king columns' cost: makes them mandatory whenever some square may hold a king
 _COLUMN_BONUS = np.where(_IS_KING_COLUMN, 1e5, 0.0)
@@ -154,19 +142,16 @@ def _solve_counts(log_probs: np.ndarray, allowed: np.ndarray) -> np.ndarray | No
     cost = np.where(allowed, -log_probs, _INFEASIBLE)
     pawn_slot_costs = cost[:, _PAWN_SLOT_CLASSES]  # (64, 2 sides, 5 classes)
     pawn_slot_choice = pawn_slot_costs.argmin(axis=2)
-    bishops = cost[:, [BISHOP, 6 + BISHOP]]
-    light = _LIGHT_SQUARES[:, None]
-    extended = np.concatenate((cost, pawn_slot_costs.min(axis=2), np.where(light, bishops, _INFEASIBLE),
-                               np.where(light, _INFEASIBLE, bishops)), axis=1)
+    extended = np.concatenate((cost, pawn_slot_costs.min(axis=2)), axis=1)
     slot_cost = extended[:, _COLUMN_SOURCE] - _COLUMN_BONUS
     rows, cols = linear_sum_assignment(slot_cost)
     if np.count_nonzero(_IS_KING_COLUMN[cols]) < 2 or (slot_cost[rows, cols] >= _INFEASIBLE / 2).any():
         return None
     source = _COLUMN_SOURCE[cols]
-    side = (source - _PAWN_SLOT).clip(0, 1)  # meaningful for the pawn slots only
+    side = np.minimum(np.maximum(source - NUM_CLASSES, 0), 1)
     pawn_slot_class = _PAWN_SLOT_CLASSES[side, pawn_slot_choice[rows, side]]
     labels = np.empty(64, dtype=np.int64)
-    labels[rows] = np.where(_EXTENDED_CLASS[source] >= 0, _EXTENDED_CLASS[source], pawn_slot_class)
+    labels[rows] = np.where(source < NUM_CLASSES, source, pawn_slot_class)
     return labels
 
 
