@@ -11,7 +11,9 @@ training time and energy, and its file's SHA-256.
 Several ``--repo`` release the ensemble of their models (``chessrec ensemble``): the record keeps
 each member's provenance under ``members``, and the test metrics are the ensemble's own, scored by
 the ``evaluate`` stage's code on the first repo's test split (which no member trained on: each run
-renders its own boards from its own seed).
+renders its own boards from its own seed). ``--keep-released`` adds the model released now (each
+of its members, with its record) to the ensemble, so a new run can join the runs released before
+without their working trees.
 """
 
 from __future__ import annotations
@@ -80,11 +82,45 @@ def ensemble_record(repos: list[Path], members: list[dict], ensemble: Path) -> d
     }
 
 
+def released_members(out: Path) -> tuple[Path, list[dict]]:
+    """The model released in ``out`` and its members' provenance records (one record if it is one run)."""
+    checkpoint, record_file = out / "classifier.ckpt", out / "classifier.json"
+    if not checkpoint.is_file() or not record_file.is_file():
+        raise UserError(f"{out}: no released model to keep (classifier.ckpt and classifier.json)")
+    try:
+        record = json.loads(record_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{record_file}: not JSON ({exc})") from None
+    if record.get("sha256") != hashlib.sha256(checkpoint.read_bytes()).hexdigest():
+        raise UserError(f"{record_file}: its sha256 is not that of {checkpoint.name}: the release is not the one it describes")
+    return checkpoint, record.get("members", [record])
+
+
+def check_test_split(records: list[dict]) -> None:
+    """The first member's test split must be one no other member trained on (one line if not).
+
+    Runs render their boards from their seed: a run of another seed never rendered these test
+    boards, and one of the same seed and data params rendered the same split (so did not train on
+    its test boards either). Any other run of that seed may have trained on them. Identical
+    checkpoints are refused: an ensemble of a model with itself is that model.
+    """
+    first = records[0]
+    for record in records[1:]:
+        if record["params"]["seed"] == first["params"]["seed"] and record["params"]["data"] != first["params"]["data"]:
+            raise UserError(f"a member shares the test run's seed ({first['params']['seed']}) but not its data params: "
+                            "it may have trained on the boards the ensemble would be scored on")
+    digests = [record["sha256"] for record in records if "sha256" in record]
+    if len(set(digests)) < len(digests):
+        raise UserError("two members are the same checkpoint: an ensemble of a model with itself is that model")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, action="append",
                         help="run whose model to release (default: .); several: release their ensemble")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--keep-released", action="store_true",
+                        help="the model released in --out joins the ensemble (its members and their records)")
     args = parser.parse_args(argv)
     repos = args.repo or [Path(".")]
     try:
@@ -93,14 +129,16 @@ def main(argv: list[str] | None = None) -> int:
             if not checkpoint.is_file():
                 raise UserError(f"{checkpoint}: no model (run `dvc repro` there first)")
         records = [provenance(repo, checkpoint) for repo, checkpoint in zip(repos, checkpoints)]
-        seeds = [record["params"]["seed"] for record in records]
-        if len(set(seeds)) < len(seeds):  # a shared seed can put one run's training games in another's test split
-            raise UserError(f"runs share a seed ({seeds}): an ensemble's members need runs of different seeds")
+        kept: list[dict] = []
+        if args.keep_released:
+            released, kept = released_members(args.out)
+            checkpoints.append(released)
+        check_test_split(records + kept)
     except (UserError, OSError, KeyError) as exc:
         print(f"release_model: error: {exc}", file=sys.stderr)
         return USER_ERROR_EXIT
     args.out.mkdir(parents=True, exist_ok=True)
-    if len(repos) == 1:
+    if len(checkpoints) == 1:
         record = records[0]
         shutil.copyfile(checkpoints[0], args.out / ".classifier.ckpt.tmp")
         (args.out / ".classifier.ckpt.tmp").replace(args.out / "classifier.ckpt")
@@ -110,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(dir=args.out) as scratch:  # the release changes only when it is complete
             staged = Path(scratch) / "classifier.ckpt"
             try:
-                combine_files(checkpoints, staged)
-                record = ensemble_record(repos, records, staged)
+                combine_files(checkpoints, staged)  # a kept ensemble contributes each of its members
+                record = ensemble_record(repos, records + kept, staged)
             except (UserError, OSError, KeyError) as exc:
                 print(f"release_model: error: {exc}", file=sys.stderr)
                 return USER_ERROR_EXIT

@@ -1,0 +1,84 @@
+"""`scripts/release_model.py`: a finished run's model shipped with its provenance, alone or as an ensemble
+that the model released before can join (real runs of the tiny profile, real files)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from chessrec.errors import USER_ERROR_EXIT
+from chessrec.inference.loader import load_model
+
+from conftest import REPO, run
+
+SCRIPT = REPO / "scripts" / "release_model.py"
+
+
+def _release(*args: str, cwd: Path, check: bool = True):
+    return run([sys.executable, str(SCRIPT), *args], cwd, check=check)
+
+
+def _another_run(tiny_repo: Path, dest: Path, seed: int, data: dict | None = None) -> Path:
+    """A second finished run: the tiny run's files with other weights and another seed in its params."""
+    shutil.copytree(tiny_repo, dest, symlinks=True)
+    model = dest / "models/classifier.ckpt"
+    checkpoint = torch.load(model, map_location="cpu", weights_only=True)
+    generator = torch.Generator().manual_seed(seed)
+    checkpoint["state_dict"] = {key: value + 0.01 * torch.randn(value.shape, generator=generator)
+                                if value.is_floating_point() else value for key, value in checkpoint["state_dict"].items()}
+    model.unlink()  # a DVC output may be a link into the cache: never write through it
+    torch.save(checkpoint, model)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["seed"] = seed
+    params["data"].update(data or {})
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return dest
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(out.iterdir()) if path.is_file()}
+
+
+def test_a_new_run_joins_the_released_model_and_every_member_keeps_its_record(tiny_repo, tmp_path):
+    out = tmp_path / "released"
+    _release("--repo", str(tiny_repo), "--out", str(out), cwd=tmp_path)
+    single = json.loads((out / "classifier.json").read_text())
+    assert single["sha256"] == hashlib.sha256((out / "classifier.ckpt").read_bytes()).hexdigest()
+    assert single["params"]["seed"] == 7 and "members" not in single
+
+    second = _another_run(tiny_repo, tmp_path / "second", seed=8)
+    printed = _release("--repo", str(second), "--keep-released", "--out", str(out), cwd=tmp_path).stdout
+    assert "released" in printed
+    record = json.loads((out / "classifier.json").read_text())
+    assert record["ensemble_of"] == 2 and record["sha256"] == hashlib.sha256((out / "classifier.ckpt").read_bytes()).hexdigest()
+    assert [member["params"]["seed"] for member in record["members"]] == [8, 7]
+    assert record["members"][1] == single  # the released run's own record, unchanged
+    assert "seed 8" in record["test_split"]  # scored on the new run's test boards, which neither member trained on
+    assert 0 < record["test_metrics"]["square_acc_low"] <= record["test_metrics"]["square_acc"] <= 1
+    assert len(load_model(out / "classifier.ckpt").members) == 2
+
+
+def test_a_release_that_would_score_a_member_on_its_own_training_boards_is_refused_and_nothing_changes(
+        tiny_repo, tmp_path):
+    out = tmp_path / "released"
+    _release("--repo", str(tiny_repo), "--out", str(out), cwd=tmp_path)
+    before = _files(out)
+    # the same run again: an ensemble of a model with itself
+    same = _release("--repo", str(tiny_repo), "--keep-released", "--out", str(out), cwd=tmp_path, check=False)
+    # the released run's seed with other data params: its training boards may be this run's test boards
+    other_data = _another_run(tiny_repo, tmp_path / "other-data", seed=7, data={"n_random": 3})
+    shared_seed = _release("--repo", str(other_data), "--keep-released", "--out", str(out), cwd=tmp_path, check=False)
+    # nothing released yet in an empty folder
+    nothing = _release("--repo", str(tiny_repo), "--keep-released", "--out", str(tmp_path / "empty"), cwd=tmp_path,
+                       check=False)
+    for result, says in ((same, "same checkpoint"), (shared_seed, "shares the test run's seed"),
+                         (nothing, "no released model to keep")):
+        assert result.returncode == USER_ERROR_EXIT, result.stderr
+        assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert _files(out) == before
