@@ -10,10 +10,11 @@ training time and energy, and its file's SHA-256.
 
 Several ``--repo`` release the ensemble of their models (``chessrec ensemble``): the record keeps
 each member's provenance under ``members``, and the test metrics are the ensemble's own, scored by
-the ``evaluate`` stage's code on the first repo's test split (which no member trained on: each run
-renders its own boards from its own seed). ``--keep-released`` adds the model released now (each
-of its members, with its record) to the ensemble, so a new run can join the runs released before
-without their working trees.
+the ``evaluate`` stage's code on the first repo's test split. No other member may share that run's
+seed: each run renders its boards, and picks its splits, from its seed, so a run of another seed
+never saw those test boards. ``--keep-released`` adds the model released now (each of its members,
+with its record) to the ensemble, so a new run can join the runs released before without their
+working trees.
 """
 
 from __future__ import annotations
@@ -89,29 +90,31 @@ def released_members(out: Path) -> tuple[Path, list[dict]]:
         raise UserError(f"{out}: no released model to keep (classifier.ckpt and classifier.json)")
     try:
         record = json.loads(record_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{record_file}: not JSON ({exc})") from None
-    if record.get("sha256") != hashlib.sha256(checkpoint.read_bytes()).hexdigest():
-        raise UserError(f"{record_file}: its sha256 is not that of {checkpoint.name}: the release is not the one it describes")
-    return checkpoint, record.get("members", [record])
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise UserError(f"{record_file}: not a release record ({exc})") from None
+    if not isinstance(record, dict) or record.get("sha256") != hashlib.sha256(checkpoint.read_bytes()).hexdigest():
+        raise UserError(f"{record_file}: not the record of {checkpoint.name} (its sha256 differs or is missing)")
+    members = record.get("members", [record])
+    if not all(isinstance(m, dict) and isinstance(m.get("params"), dict) and "seed" in m["params"] for m in members):
+        raise UserError(f"{record_file}: a member's record names no params.seed")
+    return checkpoint, members
 
 
 def check_test_split(records: list[dict]) -> None:
     """The first member's test split must be one no other member trained on (one line if not).
 
-    Runs render their boards from their seed: a run of another seed never rendered these test
-    boards, and one of the same seed and data params rendered the same split (so did not train on
-    its test boards either). Any other run of that seed may have trained on them. Identical
-    checkpoints are refused: an ensemble of a model with itself is that model.
+    Runs render their boards and choose their splits from their seed, so a run of another seed
+    never rendered these test boards; one of the same seed may have trained on them (other data
+    params or another renderer draw other splits). Identical checkpoints are refused too: an
+    ensemble of a model with itself is that model.
     """
-    first = records[0]
-    for record in records[1:]:
-        if record["params"]["seed"] == first["params"]["seed"] and record["params"]["data"] != first["params"]["data"]:
-            raise UserError(f"a member shares the test run's seed ({first['params']['seed']}) but not its data params: "
-                            "it may have trained on the boards the ensemble would be scored on")
     digests = [record["sha256"] for record in records if "sha256" in record]
     if len(set(digests)) < len(digests):
         raise UserError("two members are the same checkpoint: an ensemble of a model with itself is that model")
+    seed = records[0]["params"]["seed"]
+    if any(record["params"]["seed"] == seed for record in records[1:]):
+        raise UserError(f"another member shares the test run's seed ({seed}): it may have trained on the boards the "
+                        "ensemble would be scored on; put first a run whose seed no other member has")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(dir=args.out) as scratch:  # the release changes only when it is complete
             staged = Path(scratch) / "classifier.ckpt"
             try:
-                combine_files(checkpoints, staged)  # a kept ensemble contributes each of its members
+                card = combine_files(checkpoints, staged)  # a kept ensemble contributes each of its members
+                if len(card.architecture["members"]) != len(records + kept):
+                    raise UserError(f"{len(card.architecture['members'])} members in the ensemble but "
+                                    f"{len(records + kept)} records: the kept release's record does not describe it")
                 record = ensemble_record(repos, records + kept, staged)
             except (UserError, OSError, KeyError) as exc:
                 print(f"release_model: error: {exc}", file=sys.stderr)

@@ -63,6 +63,18 @@ def test_a_new_run_joins_the_released_model_and_every_member_keeps_its_record(ti
     assert 0 < record["test_metrics"]["square_acc_low"] <= record["test_metrics"]["square_acc"] <= 1
     assert len(load_model(out / "classifier.ckpt").members) == 2
 
+    # a third run joins the released ensemble: its members and their records, in the file's order
+    third = _another_run(tiny_repo, tmp_path / "third", seed=9)
+    _release("--repo", str(third), "--keep-released", "--out", str(out), cwd=tmp_path)
+    grown = json.loads((out / "classifier.json").read_text())
+    assert [member["params"]["seed"] for member in grown["members"]] == [9, 8, 7]
+    assert grown["members"][1:] == record["members"]
+    assert len(load_model(out / "classifier.ckpt").members) == 3
+    weights = torch.load(out / "classifier.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    for index, run_dir in enumerate((third, second, tiny_repo)):
+        own = torch.load(run_dir / "models/classifier.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+        assert all(torch.equal(weights[f"members.{index}.{key}"], value) for key, value in own.items()), run_dir.name
+
 
 def test_a_release_that_would_score_a_member_on_its_own_training_boards_is_refused_and_nothing_changes(
         tiny_repo, tmp_path):
@@ -71,14 +83,20 @@ def test_a_release_that_would_score_a_member_on_its_own_training_boards_is_refus
     before = _files(out)
     # the same run again: an ensemble of a model with itself
     same = _release("--repo", str(tiny_repo), "--keep-released", "--out", str(out), cwd=tmp_path, check=False)
-    # the released run's seed with other data params: its training boards may be this run's test boards
+    # another run of the released run's seed: its training boards may be this run's test boards
     other_data = _another_run(tiny_repo, tmp_path / "other-data", seed=7, data={"n_random": 3})
     shared_seed = _release("--repo", str(other_data), "--keep-released", "--out", str(out), cwd=tmp_path, check=False)
+    # a record that is not the released file's
+    (tmp_path / "stale").mkdir()
+    shutil.copy(out / "classifier.ckpt", tmp_path / "stale" / "classifier.ckpt")
+    (tmp_path / "stale" / "classifier.json").write_text("[1, 2]")
+    stale = _release("--repo", str(other_data), "--keep-released", "--out", str(tmp_path / "stale"), cwd=tmp_path,
+                     check=False)
     # nothing released yet in an empty folder
     nothing = _release("--repo", str(tiny_repo), "--keep-released", "--out", str(tmp_path / "empty"), cwd=tmp_path,
                        check=False)
     for result, says in ((same, "same checkpoint"), (shared_seed, "shares the test run's seed"),
-                         (nothing, "no released model to keep")):
+                         (stale, "not the record of classifier.ckpt"), (nothing, "no released model to keep")):
         assert result.returncode == USER_ERROR_EXIT, result.stderr
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert _files(out) == before
