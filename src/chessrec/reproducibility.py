@@ -25,8 +25,11 @@ def instruction_set() -> dict:
     numpy reports the SIMD targets it found on this CPU (``X86_V3`` is AVX2, ``X86_V4`` AVX-512);
     OpenCV dispatches on the same CPU features, so its own list adds nothing.  The CPU vendor is
     kept too: approximate instructions (reciprocals, square roots) may round otherwise on another
-    vendor's cores with the same feature list.  The library versions are pinned by
-    ``requirements.lock`` and recorded for a reader who checks.
+    vendor's cores with the same feature list.  So are the CPU's family and model, by which
+    libraries such as OpenBLAS pick their kernels (2026-12-05: on an AMD EPYC of family 26 the
+    same commit's render annotations differed from the committed ones, made on AMD cores with the
+    same feature list, in the last digits of some floats; the images and crops were identical).
+    The library versions are pinned by ``requirements.lock`` and recorded for a reader who checks.
     """
     import cv2
     import numpy as np
@@ -41,6 +44,7 @@ def instruction_set() -> dict:
     return {
         "machine": platform.machine(),
         "cpu_vendor": _cpu_vendor(),
+        "cpu_family_model": _cpuinfo("cpu family") + "/" + _cpuinfo("model"),
         "numpy_simd_baseline": sorted(baseline),
         "numpy_simd_found": sorted(found),
         "numpy": np.__version__,
@@ -50,13 +54,18 @@ def instruction_set() -> dict:
 
 def _cpu_vendor() -> str:
     """``GenuineIntel``, ``AuthenticAMD``, ... (Linux), else what the platform module says."""
+    return _cpuinfo("vendor_id") or platform.processor() or "unknown"
+
+
+def _cpuinfo(field: str) -> str:
+    """The first core's ``field`` in /proc/cpuinfo (Linux), else ``""``."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
+            if line.split(":", 1)[0].strip() == field:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return ""
 
 
 def record_path(stage: str) -> Path:
