@@ -14,7 +14,8 @@ the ``evaluate`` stage's code on the first repo's test split. No other member ma
 seed: each run renders its boards, and picks its splits, from its seed, so a run of another seed
 never saw those test boards. ``--keep-released`` adds the model released now (each of its members,
 with its record) to the ensemble, so a new run can join the runs released before without their
-working trees.
+working trees. ``--float16`` stores the weights in half precision: half the file, widened back to
+float32 by the loader; the record's test metrics are then scored on the weights as stored.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from pathlib import Path
 import yaml
 
 from chessrec.errors import USER_ERROR_EXIT, UserError
-from chessrec.fileio import write_atomic
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "chessrec" / "released"
 HEADLINE = ("square_acc", "square_acc_low", "square_acc_high", "board_acc", "board_acc_low", "board_acc_high",
@@ -57,30 +57,53 @@ def provenance(repo: Path, checkpoint: Path) -> dict:
     }
 
 
-def ensemble_record(repos: list[Path], members: list[dict], ensemble: Path) -> dict:
-    """The provenance of the ensemble written to ``ensemble``: its members', and its own test metrics."""
+def test_scores(repo: Path, record: dict, checkpoint: Path) -> dict:
+    """``checkpoint``'s test metrics and per-decoder metrics on ``repo``'s test split, scored by the
+    ``evaluate`` stage's code with the evaluate params of ``record`` (that run's)."""
     from chessrec.evaluation import run_evaluation
 
-    first = members[0]
-    evaluate = first["params"]["evaluate"]
+    evaluate = record["params"]["evaluate"]
     with tempfile.TemporaryDirectory() as scratch:
-        flat = run_evaluation(repos[0] / "data/features/test", ensemble, Path(scratch), evaluate["decoders"],
+        flat = run_evaluation(repo / "data/features/test", checkpoint, Path(scratch), evaluate["decoders"],
                               evaluate["best_decoder"], evaluate["topk"], evaluate["strict"],
                               mirror_average=evaluate["mirror_average"])
-    decoders = {name: {key: flat[f"decoders/{name}/{key}"] for key in HEADLINE if f"decoders/{name}/{key}" in flat}
-                for name in evaluate["decoders"]}
+    return {
+        "test_metrics": {key: flat[key] for key in HEADLINE if key in flat},
+        "decoders": {name: {key: flat[f"decoders/{name}/{key}"] for key in HEADLINE if f"decoders/{name}/{key}" in flat}
+                     for name in evaluate["decoders"]},
+    }
+
+
+def file_facts(checkpoint: Path) -> dict:
+    return {"sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(), "size_bytes": checkpoint.stat().st_size}
+
+
+def ensemble_record(repos: list[Path], members: list[dict], ensemble: Path) -> dict:
+    """The provenance of the ensemble written to ``ensemble``: its members', and its own test metrics."""
+    first = members[0]
     profiles = sorted({m["profile"] for m in members})
+    scores = test_scores(repos[0], first, ensemble)
     return {
         "commit": first["commit"],
         "profile": "+".join(profiles),
         "ensemble_of": len(members),
-        "test_metrics": {key: flat[key] for key in HEADLINE if key in flat},
+        "test_metrics": scores["test_metrics"],
         "test_split": f"{first['profile']} profile, seed {first['params']['seed']} (the first member's run)",
-        "decoders": decoders,
+        "decoders": scores["decoders"],
         "members": members,
-        "sha256": hashlib.sha256(ensemble.read_bytes()).hexdigest(),
-        "size_bytes": ensemble.stat().st_size,
+        **file_facts(ensemble),
     }
+
+
+def halve_weights(checkpoint: Path) -> None:
+    """Rewrite ``checkpoint`` with its floating-point weights in float16: half the file, for an error
+    (about 1e-3 relative) far below the networks' own; the loader widens them to float32."""
+    import torch
+
+    contents = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    contents["state_dict"] = {name: tensor.half() if tensor.is_floating_point() else tensor
+                              for name, tensor in contents["state_dict"].items()}
+    torch.save(contents, checkpoint)
 
 
 def released_members(out: Path) -> tuple[Path, list[dict]]:
@@ -124,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--keep-released", action="store_true",
                         help="the model released in --out joins the ensemble (its members and their records)")
+    parser.add_argument("--float16", action="store_true",
+                        help="store the weights in float16 (half the file); the record is scored on them as stored")
     args = parser.parse_args(argv)
     repos = args.repo or [Path(".")]
     try:
@@ -141,26 +166,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"release_model: error: {exc}", file=sys.stderr)
         return USER_ERROR_EXIT
     args.out.mkdir(parents=True, exist_ok=True)
-    if len(checkpoints) == 1:
-        record = records[0]
-        shutil.copyfile(checkpoints[0], args.out / ".classifier.ckpt.tmp")
-        (args.out / ".classifier.ckpt.tmp").replace(args.out / "classifier.ckpt")
-    else:
-        from chessrec.inference.ensemble import combine_files
+    with tempfile.TemporaryDirectory(dir=args.out) as scratch:  # the release changes only when it is complete
+        staged = Path(scratch) / "classifier.ckpt"
+        try:
+            if len(checkpoints) == 1:
+                shutil.copyfile(checkpoints[0], staged)
+            else:
+                from chessrec.inference.ensemble import combine_files
 
-        with tempfile.TemporaryDirectory(dir=args.out) as scratch:  # the release changes only when it is complete
-            staged = Path(scratch) / "classifier.ckpt"
-            try:
                 card = combine_files(checkpoints, staged)  # a kept ensemble contributes each of its members
                 if len(card.architecture["members"]) != len(records + kept):
                     raise UserError(f"{len(card.architecture['members'])} members in the ensemble but "
                                     f"{len(records + kept)} records: the kept release's record does not describe it")
+            if args.float16:
+                halve_weights(staged)
+            if len(checkpoints) > 1:
                 record = ensemble_record(repos, records + kept, staged)
-            except (UserError, OSError, KeyError) as exc:
-                print(f"release_model: error: {exc}", file=sys.stderr)
-                return USER_ERROR_EXIT
-            staged.replace(args.out / "classifier.ckpt")
-    write_atomic(args.out / "classifier.json", json.dumps(record, indent=2) + "\n")
+            elif args.float16:  # the run's own evaluate scored other weights than the stored ones
+                record = {**records[0], **test_scores(repos[0], records[0], staged), **file_facts(staged)}
+            else:
+                record = records[0]
+            if args.float16:
+                record["weights"] = "float16"
+        except (UserError, OSError, KeyError) as exc:
+            print(f"release_model: error: {exc}", file=sys.stderr)
+            return USER_ERROR_EXIT
+        staged_record = Path(scratch) / "classifier.json"
+        staged_record.write_text(json.dumps(record, indent=2) + "\n")
+        staged.replace(args.out / "classifier.ckpt")  # two renames back to back; a record left describing
+        staged_record.replace(args.out / "classifier.json")  # another file is refused by --keep-released (sha256)
     m = record["test_metrics"]
     print(f"released {record['profile']} model of {record['commit'][:12]}: square acc {m['square_acc']:.4f}, "
           f"board acc {m['board_acc']:.3f} ({record['size_bytes'] / 1e6:.1f} MB) -> {args.out}")

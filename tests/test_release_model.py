@@ -100,3 +100,34 @@ def test_a_release_that_would_score_a_member_on_its_own_training_boards_is_refus
         assert result.returncode == USER_ERROR_EXIT, result.stderr
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert _files(out) == before
+
+
+def test_a_float16_release_is_half_the_file_scored_as_stored_and_reads_like_float32(tiny_repo, tmp_path):
+    full, half = tmp_path / "float32", tmp_path / "float16"
+    _release("--repo", str(tiny_repo), "--out", str(full), cwd=tmp_path)
+    _release("--repo", str(tiny_repo), "--float16", "--out", str(half), cwd=tmp_path)
+    full_record, half_record = (json.loads((out / "classifier.json").read_text()) for out in (full, half))
+    assert half_record["weights"] == "float16" and "weights" not in full_record
+    assert half_record["sha256"] == hashlib.sha256((half / "classifier.ckpt").read_bytes()).hexdigest()
+    stored = torch.load(half / "classifier.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    floating = [tensor for tensor in stored.values() if tensor.is_floating_point()]
+    assert floating and all(tensor.dtype == torch.float16 for tensor in floating)
+    assert half_record["size_bytes"] < 0.75 * full_record["size_bytes"]
+    # scored again on the same test boards: the tiny model's reading moves by a few squares at most
+    squares = 64 * full_record["test_metrics"]["n_boards"]
+    assert half_record["test_metrics"]["n_boards"] == full_record["test_metrics"]["n_boards"]
+    assert abs(half_record["test_metrics"]["square_acc"] - full_record["test_metrics"]["square_acc"]) * squares <= 3
+    assert {key: value for key, value in half_record.items() if key not in ("weights", "test_metrics", "decoders",
+            "sha256", "size_bytes")} == {key: value for key, value in full_record.items()
+                                         if key not in ("test_metrics", "decoders", "sha256", "size_bytes")}
+    # the loader widens the weights: the model runs in float32 like the one released in float32
+    networks = _torch_networks(load_model(half / "classifier.ckpt"))
+    assert networks and all(p.dtype == torch.float32 for network in networks for p in network.parameters())
+
+
+def _torch_networks(model) -> list[torch.nn.Module]:
+    """The torch networks inside a loaded model (one network, a cascade's two, an ensemble's members')."""
+    if hasattr(model, "network"):
+        return [model.network]
+    parts = getattr(model, "members", None) or (model.occupancy, model.piece)
+    return [network for part in parts for network in _torch_networks(part)]
