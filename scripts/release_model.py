@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -62,7 +63,10 @@ def test_scores(repo: Path, record: dict, checkpoint: Path) -> dict:
     ``evaluate`` stage's code with the evaluate params of ``record`` (that run's)."""
     from chessrec.evaluation import run_evaluation
 
-    evaluate = record["params"]["evaluate"]
+    evaluate = record["params"].get("evaluate", {})
+    missing = [key for key in ("decoders", "best_decoder", "topk", "strict", "mirror_average") if key not in evaluate]
+    if missing:
+        raise UserError(f"{repo / 'params.yaml'}: evaluate.{missing[0]} missing: the run's params cannot score a model")
     with tempfile.TemporaryDirectory() as scratch:
         flat = run_evaluation(repo / "data/features/test", checkpoint, Path(scratch), evaluate["decoders"],
                               evaluate["best_decoder"], evaluate["topk"], evaluate["strict"],
@@ -97,13 +101,36 @@ def ensemble_record(repos: list[Path], members: list[dict], ensemble: Path) -> d
 
 def halve_weights(checkpoint: Path) -> None:
     """Rewrite ``checkpoint`` with its floating-point weights in float16: half the file, for an error
-    (about 1e-3 relative) far below the networks' own; the loader widens them to float32."""
+    (about 1e-3 relative) far below the networks' own; the loader widens them to float32. A weight
+    float16 cannot hold (beyond +-65504) is refused, naming it."""
     import torch
 
-    contents = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    contents["state_dict"] = {name: tensor.half() if tensor.is_floating_point() else tensor
-                              for name, tensor in contents["state_dict"].items()}
+    from chessrec.inference.loader import read_checkpoint
+
+    contents, _ = read_checkpoint(checkpoint)  # a bad file is one line naming it
+    halved = {}
+    for name, tensor in contents["state_dict"].items():
+        halved[name] = tensor.half() if tensor.is_floating_point() else tensor
+        if tensor.is_floating_point() and not torch.isfinite(halved[name]).all() and torch.isfinite(tensor).all():
+            raise UserError(f"{checkpoint}: weight {name} overflows float16 (largest magnitude "
+                            f"{tensor.abs().max().item():.3g}); release it without --float16")
+    contents["state_dict"] = halved
     torch.save(contents, checkpoint)
+
+
+def weights_dtype(checkpoint: Path) -> str:
+    """The storage type of a checkpoint's floating-point weights: float16, float32, or mixed (an
+    ensemble whose members were stored each their own way)."""
+    from chessrec.inference.loader import read_checkpoint
+
+    contents, _ = read_checkpoint(checkpoint)
+    dtypes = {str(t.dtype).removeprefix("torch.") for t in contents["state_dict"].values() if t.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else "mixed"
+
+
+def fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def released_members(out: Path) -> tuple[Path, list[dict]]:
@@ -131,7 +158,8 @@ def check_test_split(records: list[dict]) -> None:
     params or another renderer draw other splits). Identical checkpoints are refused too: an
     ensemble of a model with itself is that model.
     """
-    digests = [record["sha256"] for record in records if "sha256" in record]
+    digests = [record.get("source_sha256", record.get("sha256")) for record in records]
+    digests = [digest for digest in digests if digest]
     if len(set(digests)) < len(digests):
         raise UserError("two members are the same checkpoint: an ensemble of a model with itself is that model")
     seed = records[0]["params"]["seed"]
@@ -166,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"release_model: error: {exc}", file=sys.stderr)
         return USER_ERROR_EXIT
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.out) as scratch:  # the release changes only when it is complete
-        staged = Path(scratch) / "classifier.ckpt"
+    # the release changes only when it is complete; a hidden folder, should a kill leave it behind
+    with tempfile.TemporaryDirectory(dir=args.out, prefix=".release-") as scratch:
+        staged, staged_record = Path(scratch) / "classifier.ckpt", Path(scratch) / "classifier.json"
         try:
             if len(checkpoints) == 1:
                 shutil.copyfile(checkpoints[0], staged)
@@ -183,18 +212,19 @@ def main(argv: list[str] | None = None) -> int:
             if len(checkpoints) > 1:
                 record = ensemble_record(repos, records + kept, staged)
             elif args.float16:  # the run's own evaluate scored other weights than the stored ones
-                record = {**records[0], **test_scores(repos[0], records[0], staged), **file_facts(staged)}
+                record = {**records[0], **test_scores(repos[0], records[0], staged), **file_facts(staged),
+                          "source_sha256": records[0]["sha256"]}
             else:
                 record = records[0]
-            if args.float16:
-                record["weights"] = "float16"
+            record["weights"] = weights_dtype(staged)
+            staged_record.write_text(json.dumps(record, indent=2) + "\n")
+            for path in (staged, staged_record):
+                fsync(path)
+            staged.replace(args.out / "classifier.ckpt")  # two renames back to back; a record left describing
+            staged_record.replace(args.out / "classifier.json")  # another file is refused by --keep-released
         except (UserError, OSError, KeyError) as exc:
             print(f"release_model: error: {exc}", file=sys.stderr)
             return USER_ERROR_EXIT
-        staged_record = Path(scratch) / "classifier.json"
-        staged_record.write_text(json.dumps(record, indent=2) + "\n")
-        staged.replace(args.out / "classifier.ckpt")  # two renames back to back; a record left describing
-        staged_record.replace(args.out / "classifier.json")  # another file is refused by --keep-released (sha256)
     m = record["test_metrics"]
     print(f"released {record['profile']} model of {record['commit'][:12]}: square acc {m['square_acc']:.4f}, "
           f"board acc {m['board_acc']:.3f} ({record['size_bytes'] / 1e6:.1f} MB) -> {args.out}")

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from chessrec.errors import USER_ERROR_EXIT
+from chessrec.evaluation import run_evaluation
 from chessrec.inference.loader import load_model
 
 from conftest import REPO, run
@@ -95,8 +96,13 @@ def test_a_release_that_would_score_a_member_on_its_own_training_boards_is_refus
     # nothing released yet in an empty folder
     nothing = _release("--repo", str(tiny_repo), "--keep-released", "--out", str(tmp_path / "empty"), cwd=tmp_path,
                        check=False)
+    # a run whose model file was cut off, released in float16 (the only release that reads the file)
+    cut = _another_run(tiny_repo, tmp_path / "cut", seed=10)
+    (cut / "models/classifier.ckpt").write_bytes((cut / "models/classifier.ckpt").read_bytes()[:5000])
+    truncated = _release("--repo", str(cut), "--float16", "--out", str(out), cwd=tmp_path, check=False)
     for result, says in ((same, "same checkpoint"), (shared_seed, "shares the test run's seed"),
-                         (stale, "not the record of classifier.ckpt"), (nothing, "no released model to keep")):
+                         (stale, "not the record of classifier.ckpt"), (nothing, "no released model to keep"),
+                         (truncated, "not a chessrec checkpoint")):
         assert result.returncode == USER_ERROR_EXIT, result.stderr
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert _files(out) == before
@@ -107,22 +113,32 @@ def test_a_float16_release_is_half_the_file_scored_as_stored_and_reads_like_floa
     _release("--repo", str(tiny_repo), "--out", str(full), cwd=tmp_path)
     _release("--repo", str(tiny_repo), "--float16", "--out", str(half), cwd=tmp_path)
     full_record, half_record = (json.loads((out / "classifier.json").read_text()) for out in (full, half))
-    assert half_record["weights"] == "float16" and "weights" not in full_record
+    assert (half_record["weights"], full_record["weights"]) == ("float16", "float32")
     assert half_record["sha256"] == hashlib.sha256((half / "classifier.ckpt").read_bytes()).hexdigest()
+    assert half_record["source_sha256"] == full_record["sha256"]  # the run's own file, as released in float32
     stored = torch.load(half / "classifier.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     floating = [tensor for tensor in stored.values() if tensor.is_floating_point()]
     assert floating and all(tensor.dtype == torch.float16 for tensor in floating)
     assert half_record["size_bytes"] < 0.75 * full_record["size_bytes"]
-    # scored again on the same test boards: the tiny model's reading moves by a few squares at most
-    squares = 64 * full_record["test_metrics"]["n_boards"]
-    assert half_record["test_metrics"]["n_boards"] == full_record["test_metrics"]["n_boards"]
-    assert abs(half_record["test_metrics"]["square_acc"] - full_record["test_metrics"]["square_acc"]) * squares <= 3
-    assert {key: value for key, value in half_record.items() if key not in ("weights", "test_metrics", "decoders",
-            "sha256", "size_bytes")} == {key: value for key, value in full_record.items()
-                                         if key not in ("test_metrics", "decoders", "sha256", "size_bytes")}
-    # the loader widens the weights: the model runs in float32 like the one released in float32
+    # the record's metrics are the stored float16 weights' own, scored by the evaluate stage's code
+    evaluate = full_record["params"]["evaluate"]
+    scored = run_evaluation(tiny_repo / "data/features/test", half / "classifier.ckpt", tmp_path / "scored",
+                            evaluate["decoders"], evaluate["best_decoder"], evaluate["topk"], evaluate["strict"],
+                            mirror_average=evaluate["mirror_average"])
+    assert half_record["test_metrics"] == {key: scored[key] for key in half_record["test_metrics"]}
+    assert {key: value for key, value in half_record.items() if key not in (
+            "weights", "test_metrics", "decoders", "sha256", "size_bytes", "source_sha256")} == {
+            key: value for key, value in full_record.items() if key not in (
+            "weights", "test_metrics", "decoders", "sha256", "size_bytes")}
+    # the loader widens every weight and buffer: the model runs in float32 like the one released in float32
     networks = _torch_networks(load_model(half / "classifier.ckpt"))
-    assert networks and all(p.dtype == torch.float32 for network in networks for p in network.parameters())
+    assert networks and all(t.dtype in (torch.float32, torch.int64) for network in networks
+                            for t in network.state_dict().values())
+    # a run joining the float16 release without --float16 makes an ensemble stored both ways, and says so
+    second = _another_run(tiny_repo, tmp_path / "second", seed=8)
+    _release("--repo", str(second), "--keep-released", "--out", str(half), cwd=tmp_path)
+    assert json.loads((half / "classifier.json").read_text())["weights"] == "mixed"
+    assert not [path.name for path in half.iterdir() if path.name.startswith(".release-")]
 
 
 def _torch_networks(model) -> list[torch.nn.Module]:
