@@ -128,6 +128,25 @@ def weights_dtype(checkpoint: Path) -> str:
     return dtypes.pop() if len(dtypes) == 1 else "mixed"
 
 
+def kept_members(released: Path, chosen: list[int], scratch: Path) -> list[Path]:
+    """The chosen members of the released ensemble, each written to ``scratch`` as its own checkpoint."""
+    import torch
+
+    from chessrec.inference.card import CARD_KEY
+    from chessrec.inference.ensemble import is_ensemble, member_cards, member_weights
+    from chessrec.inference.loader import read_checkpoint
+
+    contents, card = read_checkpoint(released)
+    if not is_ensemble(card):
+        return [released]  # one run: member 0 is the file itself
+    cards, paths = member_cards(card, str(released)), []
+    for index in chosen:
+        paths.append(scratch / f"member-{index}.ckpt")
+        torch.save({"state_dict": member_weights(contents["state_dict"], index), CARD_KEY: cards[index].to_dict()},
+                   paths[-1])
+    return paths
+
+
 def fsync(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
@@ -173,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, action="append",
                         help="run whose model to release (default: .); several: release their ensemble")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--keep-released", action="store_true",
-                        help="the model released in --out joins the ensemble (its members and their records)")
+    parser.add_argument("--keep-released", type=int, nargs="*", metavar="MEMBER",
+                        help="the model released in --out joins the ensemble (its members and their records); "
+                             "with member numbers (0 first, as in its record), only those members")
     parser.add_argument("--float16", action="store_true",
                         help="store the weights in float16 (half the file); the record is scored on them as stored")
     args = parser.parse_args(argv)
@@ -186,9 +206,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(f"{checkpoint}: no model (run `dvc repro` there first)")
         records = [provenance(repo, checkpoint) for repo, checkpoint in zip(repos, checkpoints)]
         kept: list[dict] = []
-        if args.keep_released:
+        if args.keep_released is not None:
             released, kept = released_members(args.out)
-            checkpoints.append(released)
+            chosen = args.keep_released or range(len(kept))
+            if any(not 0 <= index < len(kept) for index in chosen) or len(set(chosen)) < len(chosen):
+                raise UserError(f"--keep-released {' '.join(map(str, args.keep_released))}: the released model has "
+                                f"members 0-{len(kept) - 1}, each to be named once")
+            kept = [kept[index] for index in chosen]
         check_test_split(records + kept)
     except (UserError, OSError, KeyError) as exc:
         print(f"release_model: error: {exc}", file=sys.stderr)
@@ -198,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=args.out, prefix=".release-") as scratch:
         staged, staged_record = Path(scratch) / "classifier.ckpt", Path(scratch) / "classifier.json"
         try:
+            if args.keep_released is not None:
+                checkpoints += (kept_members(released, chosen, Path(scratch)) if args.keep_released else [released])
             if len(checkpoints) == 1:
                 shutil.copyfile(checkpoints[0], staged)
             else:

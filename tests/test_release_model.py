@@ -76,6 +76,19 @@ def test_a_new_run_joins_the_released_model_and_every_member_keeps_its_record(ti
         own = torch.load(run_dir / "models/classifier.ckpt", map_location="cpu", weights_only=True)["state_dict"]
         assert all(torch.equal(weights[f"members.{index}.{key}"], value) for key, value in own.items()), run_dir.name
 
+    # a fourth run joins only members 0 and 2 of that release (the others leave), records and weights alike
+    fourth = _another_run(tiny_repo, tmp_path / "fourth", seed=10)
+    _release("--repo", str(fourth), "--keep-released", "0", "2", "--out", str(out), cwd=tmp_path)
+    chosen = json.loads((out / "classifier.json").read_text())
+    assert [member["params"]["seed"] for member in chosen["members"]] == [10, 9, 7]
+    assert chosen["members"][1:] == [grown["members"][0], grown["members"][2]]
+    chosen_weights = torch.load(out / "classifier.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    for index, old_index in ((1, 0), (2, 2)):
+        prefix = f"members.{old_index}."
+        assert all(torch.equal(chosen_weights[f"members.{index}.{key[len(prefix):]}"], value)
+                   for key, value in weights.items() if key.startswith(prefix))
+    assert not [path.name for path in out.iterdir() if path.name.startswith(".release-")]
+
 
 def test_a_release_that_would_score_a_member_on_its_own_training_boards_is_refused_and_nothing_changes(
         tiny_repo, tmp_path):
@@ -100,9 +113,10 @@ def test_a_release_that_would_score_a_member_on_its_own_training_boards_is_refus
     cut = _another_run(tiny_repo, tmp_path / "cut", seed=10)
     (cut / "models/classifier.ckpt").write_bytes((cut / "models/classifier.ckpt").read_bytes()[:5000])
     truncated = _release("--repo", str(cut), "--float16", "--out", str(out), cwd=tmp_path, check=False)
+    no_such_member = _release("--repo", str(cut), "--keep-released", "1", "--out", str(out), cwd=tmp_path, check=False)
     for result, says in ((same, "same checkpoint"), (shared_seed, "shares the test run's seed"),
                          (stale, "not the record of classifier.ckpt"), (nothing, "no released model to keep"),
-                         (truncated, "not a chessrec checkpoint")):
+                         (truncated, "not a chessrec checkpoint"), (no_such_member, "has members 0-0")):
         assert result.returncode == USER_ERROR_EXIT, result.stderr
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert _files(out) == before
