@@ -81,6 +81,11 @@ class TrainConfig(_Section):
     crop_shift: float = Field(0.0, ge=0.0, le=0.5)
     crop_zoom: float = Field(0.0, ge=0.0, lt=1.0)
     crop_rotation_deg: float = Field(0.0, ge=0.0, le=45.0)
+    #: start from the weights of a trained classifier (a checkpoint with this run's architecture and
+    #: crop specs; an ensemble's member ``init_member``) instead of at random: a model goes on learning
+    #: from fresh renders without paying again for what it learnt (:func:`chessrec.training.initial_weights`)
+    init_from: Optional[str] = None
+    init_member: Optional[int] = Field(None, ge=0)
 
 
 class TrainerConfig(_Section):

@@ -8,6 +8,7 @@ evaluation and ``chessrec predict`` always cut the crops the model saw and read 
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import asdict
 import time
@@ -90,6 +91,44 @@ def model_card(params: Params, provenance: dict | None = None) -> ModelCard:
         provenance={"params": params.model_dump(), "chessrec": chessrec.__version__, "torch": str(torch.__version__),
                     "lightning": str(pl.__version__), **(provenance or {})},
     )
+
+
+def initial_weights(path: Path | str, member: int | None, card: ModelCard) -> tuple[dict[str, torch.Tensor], dict]:
+    """The float32 weights a run training ``card`` starts from (``train.init_from``), and its record.
+
+    The checkpoint must hold a network of this run's architecture (dropout aside) reading the same
+    crops with the same inputs, or member ``member`` of an ensemble of them: weights for other crops
+    would load without complaint and start the run from a model that reads something else.  Every
+    mismatch is a one-line error naming the file, raised before any training.
+    """
+    from chessrec.inference.ensemble import is_ensemble, member_cards, member_weights
+    from chessrec.inference.loader import read_checkpoint
+
+    path = Path(path)
+    source = f"train.init_from {path}"
+    if not path.is_file():
+        raise UserError(f"{source}: no such checkpoint")
+    checkpoint, init_card = read_checkpoint(path)
+    weights = checkpoint["state_dict"]
+    if is_ensemble(init_card):
+        cards = member_cards(init_card, source)
+        if member is None or member >= len(cards):
+            raise UserError(f"{source}: an ensemble of {len(cards)} members; set train.init_member to one of "
+                            f"0-{len(cards) - 1}, not {member}")
+        init_card, weights = cards[member], member_weights(weights, member)
+    elif member is not None:
+        raise UserError(f"{source}: one model, not an ensemble; leave train.init_member null, not {member}")
+    ours, theirs = card.to_dict(), init_card.to_dict()
+    for field in ("architecture", "crop_specs", "class_names", "preprocessing"):
+        want, have = ours[field], theirs[field]
+        if field == "architecture":  # dropout acts in training only: the weights are the same shape
+            want, have = ({k: v for k, v in a.items() if k != "dropout"} for a in (want, have))
+        if want != have:
+            raise UserError(f"{source}: its {field.replace('_', ' ')} {have} is not this run's {want}")
+    record = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "member": member,
+              "boards": init_card.provenance.get("boards"), "validation": init_card.provenance.get("validation"),
+              "initialised_from": init_card.provenance.get("initialised_from")}
+    return {key: value.float() if value.is_floating_point() else value for key, value in weights.items()}, record
 
 
 class _CardModule(pl.LightningModule):
@@ -314,6 +353,11 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
     trainer = build_trainer(params, logger, callbacks)
     card = model_card(params, {"boards": {"train": len(train_features["labels"]), "val": len(val_features["labels"])},
                                "precision": trainer.precision})
+    if params.train.init_from is None and params.train.init_member is not None:
+        raise UserError(f"train.init_member is {params.train.init_member} but train.init_from names no checkpoint")
+    if params.train.init_from is not None:  # checked before any training, and recorded in the card
+        start, started_from = initial_weights(params.train.init_from, params.train.init_member, card)
+        card = ModelCard.from_dict({**card.to_dict(), "provenance": {**card.provenance, "initialised_from": started_from}})
     crop_jitter = asdict(CropJitter.of(params.train))
     loader_args = dict(batch_size=params.train.batch_size, num_workers=params.train.num_workers, collate_fn=as_batch)
     if is_cascade(card):
@@ -328,6 +372,13 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
                                   shuffle=True, **loader_args)
         val_set = square_dataset(val_features, spec_name)
         module = SquareClassifierModule(card.to_dict(), params.train.lr, params.train.weight_decay, crop_jitter)
+    if params.train.init_from is not None:
+        try:
+            module.load_state_dict(start)
+        except RuntimeError as exc:
+            first_line = str(exc).strip().splitlines()[0]
+            raise UserError(f"train.init_from {params.train.init_from}: weights do not fit this run's "
+                            f"networks ({first_line})") from None
     trainer.fit(module, train_loader, DataLoader(val_set, shuffle=False, **loader_args))
     module.card = ModelCard.from_dict({**card.to_dict(), "provenance": {**card.provenance, "validation": {
         key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}}})
