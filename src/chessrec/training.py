@@ -102,7 +102,7 @@ def initial_weights(path: Path | str, member: int | None, card: ModelCard) -> tu
     mismatch is a one-line error naming the file, raised before any training.
     """
     from chessrec.inference.ensemble import is_ensemble, member_cards, member_weights
-    from chessrec.inference.loader import read_checkpoint
+    from chessrec.inference.loader import model_from_checkpoint, read_checkpoint
 
     path = Path(path)
     source = f"train.init_from {path}"
@@ -125,10 +125,25 @@ def initial_weights(path: Path | str, member: int | None, card: ModelCard) -> tu
             want, have = ({k: v for k, v in a.items() if k != "dropout"} for a in (want, have))
         if want != have:
             raise UserError(f"{source}: its {field.replace('_', ' ')} {have} is not this run's {want}")
+    model_from_checkpoint({"state_dict": weights}, init_card, source)  # weights that do not fit their card: one line, now
     record = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "member": member,
               "boards": init_card.provenance.get("boards"), "validation": init_card.provenance.get("validation"),
               "initialised_from": init_card.provenance.get("initialised_from")}
     return {key: value.float() if value.is_floating_point() else value for key, value in weights.items()}, record
+
+
+def load_start(module: pl.LightningModule, weights: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``weights`` into ``module``; a key or shape that does not fit is one line naming it."""
+    try:
+        missing, unexpected = module.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # a shape that does not fit
+        from chessrec.inference.loader import state_dict_mismatch
+
+        raise UserError(f"{source}: weights do not fit this run's networks ({state_dict_mismatch(exc)})") from None
+    if missing or unexpected:
+        first = f"no weight for {missing[0]}" if missing else f"a weight {unexpected[0]} the networks do not have"
+        raise UserError(f"{source}: weights do not fit this run's networks ({first}; "
+                        f"{len(missing)} missing, {len(unexpected)} unexpected)")
 
 
 class _CardModule(pl.LightningModule):
@@ -373,12 +388,7 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
         val_set = square_dataset(val_features, spec_name)
         module = SquareClassifierModule(card.to_dict(), params.train.lr, params.train.weight_decay, crop_jitter)
     if params.train.init_from is not None:
-        try:
-            module.load_state_dict(start)
-        except RuntimeError as exc:
-            first_line = str(exc).strip().splitlines()[0]
-            raise UserError(f"train.init_from {params.train.init_from}: weights do not fit this run's "
-                            f"networks ({first_line})") from None
+        load_start(module, start, f"train.init_from {params.train.init_from}")
     trainer.fit(module, train_loader, DataLoader(val_set, shuffle=False, **loader_args))
     module.card = ModelCard.from_dict({**card.to_dict(), "provenance": {**card.provenance, "validation": {
         key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}}})

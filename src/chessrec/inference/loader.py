@@ -103,8 +103,9 @@ def _torch_model(card: ModelCard, state_dict: Mapping[str, Any], source: str, de
         try:
             network.load_state_dict(weights)
         except RuntimeError as exc:
-            raise UserError(f"{source}: weights do not fit the architecture its card names "
-                            f"({_first_line(exc)})") from None
+            network_name = "" if prefix == "net" else f" ({prefix} network)"
+            raise UserError(f"{source}: weights do not fit the architecture its card names{network_name} "
+                            f"({state_dict_mismatch(exc)})") from None
         stages[prefix] = TorchSquareModel(network, stage_card, device)
     if not is_cascade(card):
         return stages["net"]
@@ -143,6 +144,17 @@ def load_model(model: SquareModel | Path | str | None = None, device: str = "cpu
 @functools.lru_cache(maxsize=4)
 def _cached(path: Path, mtime_ns: int, size: int, device: str) -> SquareModel:
     return BACKENDS[path.suffix](path, device)
+
+
+def state_dict_mismatch(exc: BaseException) -> str:
+    """What ``load_state_dict``'s error says is wrong: its first tab-indented line (the keys or the
+    shapes), not its first line, which names only the module."""
+    details = [line.strip() for line in str(exc).splitlines() if line.startswith("\t")]
+    if not details:
+        return _first_line(exc)
+    what, _, keys = details[0].partition(" in state_dict: ")
+    listed = [key.strip(' ".') for key in keys.split(", ")] if keys else []
+    return f"{what}: {listed[0]} and {len(listed) - 1} more" if len(listed) > 1 else details[0]
 
 
 def _first_line(exc: BaseException) -> str:
