@@ -17,10 +17,11 @@ from chessrec.geometry import a1_corner_of
 from chessrec.adapt.finetune import finetune, score_photos
 from chessrec.adapt.augment import augmented_crops
 from chessrec.adapt.finetune import with_random_squares
-from chessrec.adapt.photos import START_LABELS, SetPhoto, contradicted_squares, file_digest, photos_from_folder
+from chessrec.adapt.photos import START_LABELS, SetPhoto, contradicted_squares, photos_from_folder
 from chessrec.config import FinetuneConfig, validate_params
 from chessrec.errors import UserError
 from chessrec.features import write_arrays
+from chessrec.fileio import file_digest
 from chessrec.geometry import CropSpec, square_crops
 from chessrec.inference.card import CARD_KEY
 from chessrec.inference.ensemble import Ensemble, combine_files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -51,3 +52,12 @@ def write_image(path: Path | str, rgb: np.ndarray) -> Path:
     if not ok:
         raise ValueError(f"{path}: cannot encode an image with suffix {path.suffix!r}")
     return write_atomic(path, data.tobytes())
+
+
+def file_digest(path: Path | str) -> str:
+    """sha256 of a file, read a block at a time: which file, exactly, a model was made from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

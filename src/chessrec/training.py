@@ -8,7 +8,6 @@ evaluation and ``chessrec predict`` always cut the crops the model saw and read 
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import asdict
 import time
@@ -25,6 +24,7 @@ import chessrec
 from chessrec.config import Params
 from chessrec.errors import UserError
 from chessrec.features import crops_by_spec, load_features
+from chessrec.fileio import file_digest
 from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS
 from chessrec.inference.card import CARD_KEY, CASCADE, OCCUPANCY_WIDTH, ModelCard, Preprocessing, is_cascade, stage_cards
 from chessrec.inference.torch_backend import build_network, preprocess
@@ -126,24 +126,10 @@ def initial_weights(path: Path | str, member: int | None, card: ModelCard) -> tu
         if want != have:
             raise UserError(f"{source}: its {field.replace('_', ' ')} {have} is not this run's {want}")
     model_from_checkpoint({"state_dict": weights}, init_card, source)  # weights that do not fit their card: one line, now
-    record = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "member": member,
+    record = {"file": path.name, "sha256": file_digest(path), "member": member,
               "boards": init_card.provenance.get("boards"), "validation": init_card.provenance.get("validation"),
               "initialised_from": init_card.provenance.get("initialised_from")}
     return {key: value.float() if value.is_floating_point() else value for key, value in weights.items()}, record
-
-
-def load_start(module: pl.LightningModule, weights: dict[str, torch.Tensor], source: str) -> None:
-    """Load ``weights`` into ``module``; a key or shape that does not fit is one line naming it."""
-    try:
-        missing, unexpected = module.load_state_dict(weights, strict=False)
-    except RuntimeError as exc:  # a shape that does not fit
-        from chessrec.inference.loader import state_dict_mismatch
-
-        raise UserError(f"{source}: weights do not fit this run's networks ({state_dict_mismatch(exc)})") from None
-    if missing or unexpected:
-        first = f"no weight for {missing[0]}" if missing else f"a weight {unexpected[0]} the networks do not have"
-        raise UserError(f"{source}: weights do not fit this run's networks ({first}; "
-                        f"{len(missing)} missing, {len(unexpected)} unexpected)")
 
 
 class _CardModule(pl.LightningModule):
@@ -387,8 +373,8 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
                                   shuffle=True, **loader_args)
         val_set = square_dataset(val_features, spec_name)
         module = SquareClassifierModule(card.to_dict(), params.train.lr, params.train.weight_decay, crop_jitter)
-    if params.train.init_from is not None:
-        load_start(module, start, f"train.init_from {params.train.init_from}")
+    if params.train.init_from is not None:  # initial_weights has checked that they fit these networks
+        module.load_state_dict(start)
     trainer.fit(module, train_loader, DataLoader(val_set, shuffle=False, **loader_args))
     module.card = ModelCard.from_dict({**card.to_dict(), "provenance": {**card.provenance, "validation": {
         key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}}})

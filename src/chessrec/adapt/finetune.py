@@ -24,10 +24,11 @@ from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from chessrec.adapt.augment import augmented_crops
-from chessrec.adapt.photos import PreparedPhoto, SetPhoto, check_labels_match, file_digest, prepare_photo
+from chessrec.adapt.photos import PreparedPhoto, SetPhoto, check_labels_match, prepare_photo
 from chessrec.config import FinetuneConfig
 from chessrec.errors import UserError
 from chessrec.features import CROPS_PREFIX
+from chessrec.fileio import file_digest
 from chessrec.labels import CLASS_NAMES, CORNER_NAMES
 from chessrec.training import SquareSamples, as_batch
 

@@ -3,7 +3,6 @@ given or located, and a check that the labels match what the base model sees."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,15 +62,6 @@ def start_position_photos(paths: list[Path], a1: str) -> list[SetPhoto]:
     if a1 not in A1_POSITIONS:
         raise UserError(f"--a1 must be one of {', '.join(A1_POSITIONS)}, got {a1!r}")
     return [SetPhoto(Path(p), START_LABELS, None, a1) for p in paths]
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file: which photo, exactly, a model was adapted on."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def _torch_model(card: ModelCard, state_dict: Mapping[str, Any], source: str, de
         except RuntimeError as exc:
             network_name = "" if prefix == "net" else f" ({prefix} network)"
             raise UserError(f"{source}: weights do not fit the architecture its card names{network_name} "
-                            f"({state_dict_mismatch(exc)})") from None
+                            f"({_state_dict_mismatch(exc)})") from None
         stages[prefix] = TorchSquareModel(network, stage_card, device)
     if not is_cascade(card):
         return stages["net"]
@@ -146,7 +146,7 @@ def _cached(path: Path, mtime_ns: int, size: int, device: str) -> SquareModel:
     return BACKENDS[path.suffix](path, device)
 
 
-def state_dict_mismatch(exc: BaseException) -> str:
+def _state_dict_mismatch(exc: BaseException) -> str:
     """What ``load_state_dict``'s error says is wrong: its first tab-indented line (the keys or the
     shapes), not its first line, which names only the module."""
     details = [line.strip() for line in str(exc).splitlines() if line.startswith("\t")]
