@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import chess
@@ -12,7 +15,7 @@ import pytest
 
 from chessrec.datasets import (BAD_CORNERS, DOUBLE_OCCUPANCY, ESCAPING_PATH, INVALID_FEN, MISSING_CORNERS,
                                MISSING_IMAGE, UNREADABLE_IMAGE, import_dataset, load_chesscog, load_chessred,
-                               load_dataset)
+                               load_dataset, staged_dir)
 from chessrec.errors import UserError
 from chessrec.labels import labels_from_fen
 
@@ -201,6 +204,19 @@ def test_failed_import_leaves_nothing_half_written(tmp_path):
     with pytest.raises(UserError):
         import_dataset("chessred", root, tmp_path / "out" / "raw")
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_killed_runs_staging_folders_are_removed_by_the_next_run_and_a_live_ones_are_kept(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = int(gone.stdout), os.getppid()  # a process that has ended; this test's parent
+    abandoned = [tmp_path / f".raw.tmp-{dead_pid}-x1y2", tmp_path / f".raw.old-{dead_pid}"]
+    kept = [tmp_path / f".raw.tmp-{live_pid}-a3b4", tmp_path / ".raw.tmp-legacy", tmp_path / f".rawer.tmp-{dead_pid}-c5"]
+    for folder in abandoned + kept:
+        (folder / "images").mkdir(parents=True)
+    with staged_dir(tmp_path / "raw") as staging:
+        (staging / "annotations.json").write_text("{}")
+    assert (tmp_path / "raw" / "annotations.json").is_file()
+    assert not any(folder.exists() for folder in abandoned) and all(folder.is_dir() for folder in kept)
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/real-dev is not available")

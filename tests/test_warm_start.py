@@ -124,6 +124,6 @@ def test_a_starting_point_that_does_not_fit_is_refused_in_one_line_before_traini
     assert "\n" not in str(refused.value) and not out.exists()
 
 
-def test_a_member_without_a_checkpoint_is_refused(tmp_path):
-    with pytest.raises(UserError, match="train.init_member is 0 but train.init_from names no checkpoint"):
-        fit(_params(2, init_member=0), _features(tmp_path, 2), tmp_path / "never.ckpt", logger=False, callbacks=[])
+def test_a_member_without_a_checkpoint_is_refused_with_the_params_before_any_stage_runs():
+    with pytest.raises(UserError, match="^params.yaml: train.init_member is 0 but train.init_from names no checkpoint$"):
+        validate_params({"train": {"init_member": 0}}, "params.yaml")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chessrec import registry
 from chessrec.errors import UserError
@@ -86,6 +86,12 @@ class TrainConfig(_Section):
     #: from fresh renders without paying again for what it learnt (:func:`chessrec.training.initial_weights`)
     init_from: Optional[str] = None
     init_member: Optional[int] = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _a_member_needs_a_file(self) -> "TrainConfig":
+        if self.init_member is not None and self.init_from is None:
+            raise ValueError(f"train.init_member is {self.init_member} but train.init_from names no checkpoint")
+        return self
 
 
 class TrainerConfig(_Section):
@@ -229,6 +235,8 @@ def _one_line(exc: ValidationError, source: str) -> str:
         parent = _section_for(err["loc"][:-1])
         valid = ", ".join(parent.model_fields) if parent else ""
         return f"{source}: unknown key '{key}' (valid keys here: {valid})"
+    if kind == "value_error":  # a rule across keys (a model_validator): its message names them
+        return f"{source}: {err['msg'].removeprefix('Value error, ')}"
     if kind == "literal_error":
         choices = err.get("ctx", {}).get("expected", "")
         return f"{source}: invalid value {err['input']!r} for '{key}' (valid choices: {choices})"

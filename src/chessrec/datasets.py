@@ -320,10 +320,15 @@ LOADERS = dict(zip(registry.DATA_SOURCES, (load_chessred, load_chessred, load_ch
 
 @contextlib.contextmanager
 def staged_dir(out_dir: Path) -> Iterator[Path]:
-    """A temporary sibling of ``out_dir`` that replaces it only if the block completes."""
+    """A temporary sibling of ``out_dir`` that replaces it only if the block completes.
+
+    The sibling's name carries this process's id, so that the next run can remove what a killed
+    one (SIGKILL, a power cut: no clean-up ran) left behind, a rendered data set's worth of disk.
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    _remove_abandoned_staging(out_dir)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-{os.getpid()}-"))
     try:
         yield tmp
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
@@ -334,6 +339,25 @@ def staged_dir(out_dir: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _remove_abandoned_staging(out_dir: Path) -> None:
+    """Delete ``staged_dir``'s siblings of ``out_dir`` whose process is gone (one still running keeps its own)."""
+    for sibling in out_dir.parent.glob(f".{out_dir.name}.*-*"):
+        kind, _, rest = sibling.name.removeprefix(f".{out_dir.name}.").partition("-")
+        pid = rest.partition("-")[0]
+        if kind in ("tmp", "old") and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def import_dataset(source: str, path: Path, out_dir: Path, skip_bad: bool = False) -> list[BoardSample]:

@@ -354,8 +354,6 @@ def fit(params: Params, features_dir: Path, model_path: Path, logger, callbacks:
     trainer = build_trainer(params, logger, callbacks)
     card = model_card(params, {"boards": {"train": len(train_features["labels"]), "val": len(val_features["labels"])},
                                "precision": trainer.precision})
-    if params.train.init_from is None and params.train.init_member is not None:
-        raise UserError(f"train.init_member is {params.train.init_member} but train.init_from names no checkpoint")
     if params.train.init_from is not None:  # checked before any training, and recorded in the card
         start, started_from = initial_weights(params.train.init_from, params.train.init_member, card)
         card = ModelCard.from_dict({**card.to_dict(), "provenance": {**card.provenance, "initialised_from": started_from}})
