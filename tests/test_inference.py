@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -365,20 +366,29 @@ def test_a_cascade_card_gives_its_occupancy_network_its_own_width_and_older_card
     assert {card.architecture["width"] for card in stage_cards(older).values()} == {16}
 
 
+def _photo_samples(folder: Path, splits: list[str]) -> list:
+    """Rendered photos on disk, one per split name, as featurize's samples."""
+    from PIL import Image
+
+    from chessrec.labels import BoardSample
+
+    samples = []
+    for i, split in enumerate(splits):
+        image, corners = _photo(seed=i)
+        Image.fromarray(image).save(folder / f"p{i}.png")
+        samples.append(BoardSample(folder / f"p{i}.png", labels_from_fen(chess.STARTING_BOARD_FEN), corners,
+                                   split=split, game_id=f"g{i}", move_id=i))
+    return samples
+
+
 def test_featurize_workers_write_every_split_whole_and_clear_an_earlier_runs_leftovers(tmp_path):
     """Two worker processes write the crops into the split files; an empty split is a 0-row array; the
     arrays of specs no longer cut and the temp files of a killed run are gone afterwards."""
     from PIL import Image
 
     from chessrec.geometry import square_crops
-    from chessrec.labels import BoardSample
 
-    samples = []
-    for i, split in enumerate(["train", "train", "train", "test"]):
-        image, corners = _photo(seed=i)
-        Image.fromarray(image).save(tmp_path / f"p{i}.png")
-        samples.append(BoardSample(tmp_path / f"p{i}.png", labels_from_fen(chess.STARTING_BOARD_FEN), corners,
-                                   split=split, game_id=f"g{i}", move_id=i))
+    samples = _photo_samples(tmp_path, ["train", "train", "train", "test"])
     out = tmp_path / "features"
     write_arrays(out / "train", {"crops_square": np.zeros((1, 64, 3, 8, 8), np.uint8)})  # an earlier run's spec
     (out / "train" / ".crops_piece.npy.abc123.tmp").write_bytes(b"half a file")  # a killed run's leftover
@@ -395,3 +405,43 @@ def test_featurize_workers_write_every_split_whole_and_clear_an_earlier_runs_lef
     assert train["game_id"].tolist() == ["g0", "g1", "g2"] and train["move_id"].tolist() == [0, 1, 2]
     assert load_features(out / "val")["crops_occupancy"].shape == (0, 64, 3, 16, 8)
     assert load_features(out / "test")["crops_piece"].shape == (1, 64, 3, 24, 12)
+
+
+def test_featurize_on_a_full_disk_is_a_one_line_error_and_keeps_the_earlier_features(tmp_path, monkeypatch):
+    """Too little free space is refused before any file is written; a disk that fills while the files
+    are reserved names the file; either way the earlier run's arrays stay and no temp file is left."""
+    import errno
+    import shutil
+
+    from chessrec import features
+
+    samples = _photo_samples(tmp_path, ["train", "test"])
+    out = tmp_path / "features"
+    earlier = {"crops_square": np.full((1, 64, 3, 8, 8), 7, np.uint8), "labels": np.zeros((1, 64), np.int64)}
+    write_arrays(out / "train", earlier)
+    specs = {"square": CropSpec(kind="plain", size=8)}
+
+    def earlier_run_intact():
+        assert sorted(p.name for p in (out / "train").iterdir()) == ["crops_square.npy", "labels.npy"]
+        np.testing.assert_array_equal(load_features(out / "train")["crops_square"], earlier["crops_square"])
+        assert not (out / "test").exists()
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(features.shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    with pytest.raises(UserError, match=r"not enough disk space for the crops: 0\.02 MB needed, 0\.00 MB free"):
+        featurize(samples, specs, out, workers=1)
+    earlier_run_intact()
+
+    monkeypatch.undo()
+    if not hasattr(os, "posix_fallocate"):
+        return
+
+    def disk_full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(features.os, "posix_fallocate", disk_full)
+    with pytest.raises(UserError, match="no space left on the device") as info:
+        featurize(samples, specs, out, workers=1)
+    assert "crops_square.npy" in str(info.value) and "\n" not in str(info.value)
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["crops_square.npy", "labels.npy"]
+    np.testing.assert_array_equal(load_features(out / "train")["crops_square"], earlier["crops_square"])

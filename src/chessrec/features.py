@@ -11,7 +11,9 @@ Python version that wrote it, which would break the byte-identity check of ``dvc
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Mapping
 from contextlib import ExitStack
 from multiprocessing import get_context
@@ -61,12 +63,34 @@ def _board_arrays(boards: list[BoardSample]) -> dict[str, np.ndarray]:
     }
 
 
-def _reserve(path: Path) -> None:
-    """Allocate a memory-mapped file's blocks now: a full disk is then an ``OSError`` here, not a
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.2f} MB"
+
+
+def _check_disk_space(out_dir: Path, needed: int) -> None:
+    """Refuse before writing anything when the crops cannot fit on ``out_dir``'s disk."""
+    existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise UserError(f"{out_dir}: not enough disk space for the crops: {_size(needed)} needed, "
+                        f"{_size(free)} free (free some space, or render fewer boards: data.n_games, "
+                        "data.n_random)")
+
+
+def _reserve(path: Path, final: Path) -> None:
+    """Allocate a memory-mapped file's blocks now: a full disk is then a one-line error here, not a
     SIGBUS in a worker writing into a sparse file (which would leave the pool waiting forever)."""
-    if hasattr(os, "posix_fallocate"):
-        with open(path, "r+b") as fh:
-            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            os.posix_fallocate(fh.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise UserError(f"{final}: no space left on the device for its {_size(size)} of crops "
+                            "(free some space, or render fewer boards: data.n_games, data.n_random)") from None
 
 
 def _crop_into(job: tuple[BoardSample, Mapping[str, CropSpec], Mapping[str, str], int]) -> None:
@@ -88,10 +112,12 @@ def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir
     """
     if not specs:
         raise UserError("featurize: no crop spec to cut")
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = {split: [i for i, s in enumerate(samples) if s.split == split] for split in SPLITS}
     if not rows["train"]:
         raise UserError("featurize: the dataset has no 'train' split samples")
+    _check_disk_space(out_dir, sum(len(rows[split]) * 64 * 3 * int(np.prod(specs[name].output_shape))
+                                   for split in SPLITS for name in specs))
+    out_dir.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:  # temp files a killed run left behind
         for leftover in (out_dir / split).glob(".*.npy.*.tmp"):
             leftover.unlink()
@@ -102,7 +128,7 @@ def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir
             shape = (len(rows[split]), 64, 3, *specs[name].output_shape)
             if rows[split]:
                 np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape).flush()
-                _reserve(path)
+                _reserve(path, out_dir / split / f"{CROPS_PREFIX}{name}.npy")
             else:
                 with open(path, "wb") as fh:  # a memory map cannot be empty
                     np.save(fh, np.zeros(shape, np.uint8), allow_pickle=False)
