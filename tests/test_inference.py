@@ -445,3 +445,27 @@ def test_featurize_on_a_full_disk_is_a_one_line_error_and_keeps_the_earlier_feat
     assert "crops_square.npy" in str(info.value) and "\n" not in str(info.value)
     assert sorted(p.name for p in (out / "train").iterdir()) == ["crops_square.npy", "labels.npy"]
     np.testing.assert_array_equal(load_features(out / "train")["crops_square"], earlier["crops_square"])
+
+
+def test_featurize_counts_a_killed_runs_temp_files_as_free_space(tmp_path, monkeypatch):
+    """The half-written files a killed run left are removed before the free space is judged, so
+    they do not make a disk that fits the crops look too small."""
+    import shutil
+
+    from chessrec import features
+
+    samples = _photo_samples(tmp_path, ["train", "test"])
+    out = tmp_path / "features"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / ".crops_square.npy.abc123.tmp").write_bytes(bytes(10_000))  # a killed run's leftover
+    specs = {"square": CropSpec(kind="plain", size=8)}
+    needed = 2 * 64 * 3 * 8 * 8
+    usage = shutil.disk_usage(tmp_path)
+
+    def room_for_the_crops_once_the_leftovers_are_gone(path):
+        leftovers = sum(f.stat().st_size for f in out.rglob(".*.tmp"))
+        return usage._replace(free=needed + 100 - leftovers)
+
+    monkeypatch.setattr(features.shutil, "disk_usage", room_for_the_crops_once_the_leftovers_are_gone)
+    assert featurize(samples, specs, out, workers=1) == {"train": 1, "val": 0, "test": 1}
+    assert not list(out.rglob(".*.tmp"))

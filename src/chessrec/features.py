@@ -115,12 +115,12 @@ def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir
     rows = {split: [i for i, s in enumerate(samples) if s.split == split] for split in SPLITS}
     if not rows["train"]:
         raise UserError("featurize: the dataset has no 'train' split samples")
+    for split in SPLITS:  # temp files a killed run left behind (before the space check: they take some)
+        for leftover in (out_dir / split).glob(".*.npy.*.tmp"):
+            leftover.unlink()
     _check_disk_space(out_dir, sum(len(rows[split]) * 64 * 3 * int(np.prod(specs[name].output_shape))
                                    for split in SPLITS for name in specs))
     out_dir.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:  # temp files a killed run left behind
-        for leftover in (out_dir / split).glob(".*.npy.*.tmp"):
-            leftover.unlink()
     with ExitStack() as staging:  # every file of every split moves into place only once all are written
         files = {(split, name): staging.enter_context(atomic_path(out_dir / split / f"{CROPS_PREFIX}{name}.npy"))
                  for split in SPLITS for name in specs}
