@@ -118,17 +118,17 @@ def featurize(samples: list[BoardSample], specs: Mapping[str, CropSpec], out_dir
     for split in SPLITS:  # temp files a killed run left behind (before the space check: they take some)
         for leftover in (out_dir / split).glob(".*.npy.*.tmp"):
             leftover.unlink()
-    _check_disk_space(out_dir, sum(len(rows[split]) * 64 * 3 * int(np.prod(specs[name].output_shape))
-                                   for split in SPLITS for name in specs))
+    targets = {(split, name): out_dir / split / f"{CROPS_PREFIX}{name}.npy" for split in SPLITS for name in specs}
+    shapes = {(split, name): (len(rows[split]), 64, 3, *specs[name].output_shape) for split, name in targets}
+    _check_disk_space(out_dir, sum(int(np.prod(shape)) for shape in shapes.values()))
     out_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as staging:  # every file of every split moves into place only once all are written
-        files = {(split, name): staging.enter_context(atomic_path(out_dir / split / f"{CROPS_PREFIX}{name}.npy"))
-                 for split in SPLITS for name in specs}
+        files = {key: staging.enter_context(atomic_path(target)) for key, target in targets.items()}
         for (split, name), path in files.items():
-            shape = (len(rows[split]), 64, 3, *specs[name].output_shape)
+            shape = shapes[split, name]
             if rows[split]:
                 np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape).flush()
-                _reserve(path, out_dir / split / f"{CROPS_PREFIX}{name}.npy")
+                _reserve(path, targets[split, name])
             else:
                 with open(path, "wb") as fh:  # a memory map cannot be empty
                     np.save(fh, np.zeros(shape, np.uint8), allow_pickle=False)
