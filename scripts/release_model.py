@@ -15,7 +15,8 @@ seed: each run renders its boards, and picks its splits, from its seed, so a run
 never saw those test boards. ``--keep-released`` adds the model released now (each of its members,
 with its record) to the ensemble, so a new run can join the runs released before without their
 working trees. ``--float16`` stores the weights in half precision: half the file, widened back to
-float32 by the loader; the record's test metrics are then scored on the weights as stored.
+float32 by the loader; the record's test metrics are then scored on the weights as stored. Git
+tracks the file, so one over ``--max-mb`` (2 MB) is refused before it is scored.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import yaml
 from chessrec.errors import USER_ERROR_EXIT, UserError
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "chessrec" / "released"
+MAX_MB = 2.0  # a release is a file git tracks: it must stay small enough to clone with the code
 HEADLINE = ("square_acc", "square_acc_low", "square_acc_high", "board_acc", "board_acc_low", "board_acc_high",
             "errors_per_board", "n_boards")
 
@@ -187,6 +189,14 @@ def check_test_split(records: list[dict]) -> None:
                         "ensemble would be scored on; put first a run whose seed no other member has")
 
 
+def check_size(checkpoint: Path, max_mb: float, halved: bool) -> None:
+    """Refuse, before the minutes of scoring, a release file larger than git should track."""
+    size_mb = checkpoint.stat().st_size / 1e6
+    if size_mb > max_mb:
+        hint = "fewer members" if halved else "--float16 or fewer members"
+        raise UserError(f"the release would be {size_mb:.2f} MB, over --max-mb {max_mb:g}: release {hint}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, action="append",
@@ -197,9 +207,14 @@ def main(argv: list[str] | None = None) -> int:
                              "with member numbers (0 first, as in its record), only those members")
     parser.add_argument("--float16", action="store_true",
                         help="store the weights in float16 (half the file); the record is scored on them as stored")
+    parser.add_argument("--max-mb", type=float, default=MAX_MB,
+                        help=f"refuse a release file over this many MB (10^6 bytes; default {MAX_MB}), "
+                             "before it is scored: git tracks it")
     args = parser.parse_args(argv)
     repos = args.repo or [Path(".")]
     try:
+        if not args.max_mb > 0:
+            raise UserError(f"--max-mb {args.max_mb}: must be a positive size in MB")
         checkpoints = [repo / "models/classifier.ckpt" for repo in repos]
         for checkpoint in checkpoints:
             if not checkpoint.is_file():
@@ -235,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                                     f"{len(records + kept)} records: the kept release's record does not describe it")
             if args.float16:
                 halve_weights(staged)
+            check_size(staged, args.max_mb, args.float16)
             if len(checkpoints) > 1:
                 record = ensemble_record(repos, records + kept, staged)
             elif args.float16:  # the run's own evaluate scored other weights than the stored ones

@@ -114,9 +114,16 @@ def test_a_release_that_would_score_a_member_on_its_own_training_boards_is_refus
     (cut / "models/classifier.ckpt").write_bytes((cut / "models/classifier.ckpt").read_bytes()[:5000])
     truncated = _release("--repo", str(cut), "--float16", "--out", str(out), cwd=tmp_path, check=False)
     no_such_member = _release("--repo", str(cut), "--keep-released", "1", "--out", str(out), cwd=tmp_path, check=False)
+    # a sound ensemble whose file is over the size cap (refused before it is scored), and a cap that is no size
+    sound = _another_run(tiny_repo, tmp_path / "sound", seed=8)
+    too_big = _release("--repo", str(sound), "--keep-released", "--max-mb", "0.001", "--out", str(out), cwd=tmp_path,
+                       check=False)
+    no_cap = _release("--repo", str(sound), "--max-mb", "0", "--out", str(out), cwd=tmp_path, check=False)
     for result, says in ((same, "same checkpoint"), (shared_seed, "shares the test run's seed"),
                          (stale, "not the record of classifier.ckpt"), (nothing, "no released model to keep"),
-                         (truncated, "not a chessrec checkpoint"), (no_such_member, "has members 0-0")):
+                         (truncated, "not a chessrec checkpoint"), (no_such_member, "has members 0-0"),
+                         (too_big, "over --max-mb 0.001: release --float16 or fewer members"),
+                         (no_cap, "--max-mb 0.0: must be a positive")):
         assert result.returncode == USER_ERROR_EXIT, result.stderr
         assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert _files(out) == before
