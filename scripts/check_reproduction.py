@@ -100,6 +100,15 @@ def describe(record: dict | None) -> str:
     return f"{record.get('cpu_vendor', 'a CPU')} {record.get('machine')} with {simd}"
 
 
+def differences(committed: dict | None, here: dict) -> str:
+    """The recorded facts in which two machines differ, e.g. ``cpu_family_model 26/2 -> 25/17``: the
+    SIMD list alone may read the same on two CPU models that round otherwise."""
+    if committed is None:
+        return "no record of the committed machine"
+    keys = sorted(key for key in {*committed, *here} if committed.get(key) != here.get(key))
+    return ", ".join(f"{key} {committed.get(key)} -> {here.get(key)}" for key in keys) or "nothing recorded"
+
+
 def byte_verdicts(committed_lock: dict, lock: dict, strict: bool) -> tuple[list[str], list[str]]:
     """(failures, notes) about the deterministic stages' output bytes: a difference fails where the
     committed outputs were made on this instruction set (or ``strict``), and is noted elsewhere."""
@@ -107,16 +116,16 @@ def byte_verdicts(committed_lock: dict, lock: dict, strict: bool) -> tuple[list[
 
     failures, notes = [], []
     for stage in DETERMINISTIC_STAGES:
-        differences = changed_outputs(committed_lock, lock, stage)
-        if not differences:
+        changed = changed_outputs(committed_lock, lock, stage)
+        if not changed:
             continue
         committed, here = committed_record(stage), reproduced_record(stage)
         if strict or same_instruction_set(committed, here):
-            failures += [f"{line} (made on this instruction set: {describe(here)})" for line in differences]
+            failures += [f"{line} (made on this instruction set: {describe(here)})" for line in changed]
         else:
-            notes += [f"{line} (committed on {describe(committed)}, reproduced on {describe(here)}: another "
-                      "instruction set rounds otherwise; CHESSREC_STRICT_BYTES=1 makes this a failure)"
-                      for line in differences]
+            notes += [f"{line} (committed on {describe(committed)}, reproduced on {describe(here)}; they differ "
+                      f"in {differences(committed, here)}: another machine rounds otherwise; "
+                      "CHESSREC_STRICT_BYTES=1 makes this a failure)" for line in changed]
     return failures, notes
 
 
@@ -176,7 +185,7 @@ def main() -> int:
     if problems:
         return 1
     print(f"reproduction check: OK ({', '.join(DETERMINISTIC_STAGES)} "
-          f"{'differ in bytes from outputs made on another instruction set' if notes else 'byte-identical'}; "
+          f"{'differ in bytes from outputs made on another machine' if notes else 'byte-identical'}; "
           f"{compared} quality metrics within tolerance: squares {SQUARE_TOLERANCE}, boards {args.tolerance})")
     return 0
 

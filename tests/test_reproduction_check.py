@@ -64,8 +64,17 @@ def test_other_bytes_are_noted_naming_both_machines_on_another_instruction_set_o
     failures, notes = _verdicts(monkeypatch, committed_on=AVX2, here=AVX512)
     assert failures == [] and len(notes) == 1
     assert "committed on AuthenticAMD x86_64 with X86_V3, reproduced on AuthenticAMD x86_64 with AVX512_ICL+X86_V3+X86_V4" in notes[0]
+    assert "they differ in numpy_simd_found ['X86_V3'] -> ['AVX512_ICL', 'X86_V3', 'X86_V4']" in notes[0]
     failures, notes = _verdicts(monkeypatch, committed_on=None, here=AVX512)
     assert failures == [] and "committed on an unrecorded machine" in notes[0]
+
+
+def test_a_note_names_the_cpu_model_when_the_simd_lists_read_the_same(monkeypatch):
+    """Two CPU families with the same SIMD list (Zen 4 and Zen 5) made renders that differ in bytes."""
+    zen5, zen4 = {**AVX512, "cpu_family_model": "26/2"}, {**AVX512, "cpu_family_model": "25/17"}
+    failures, notes = _verdicts(monkeypatch, committed_on=zen5, here=zen4)
+    assert failures == [] and len(notes) == 1
+    assert "they differ in cpu_family_model 26/2 -> 25/17: another machine rounds otherwise" in notes[0]
 
 
 def test_strict_bytes_fail_anywhere_and_identical_bytes_pass_everywhere(monkeypatch):
