@@ -106,7 +106,7 @@ def differences(committed: dict | None, here: dict) -> str:
     if committed is None:
         return "no record of the committed machine"
     keys = sorted(key for key in {*committed, *here} if committed.get(key) != here.get(key))
-    return ", ".join(f"{key} {committed.get(key)} -> {here.get(key)}" for key in keys) or "nothing recorded"
+    return ", ".join(f"{key} {committed.get(key)} -> {here.get(key)}" for key in keys)
 
 
 def byte_verdicts(committed_lock: dict, lock: dict, strict: bool) -> tuple[list[str], list[str]]:
@@ -123,9 +123,10 @@ def byte_verdicts(committed_lock: dict, lock: dict, strict: bool) -> tuple[list[
         if strict or same_instruction_set(committed, here):
             failures += [f"{line} (made on this instruction set: {describe(here)})" for line in changed]
         else:
-            notes += [f"{line} (committed on {describe(committed)}, reproduced on {describe(here)}; they differ "
-                      f"in {differences(committed, here)}: another machine rounds otherwise; "
-                      "CHESSREC_STRICT_BYTES=1 makes this a failure)" for line in changed]
+            why = (f"committed on {describe(committed)}, reproduced on {describe(here)}; they differ in "
+                   f"{differences(committed, here)}: another machine rounds otherwise; "
+                   "CHESSREC_STRICT_BYTES=1 makes this a failure")
+            notes += [f"{line} ({why})" for line in changed]
     return failures, notes
 
 
