@@ -12,6 +12,7 @@ from chessrec.decoding import (
     DECODER_NAMES,
     DecodeOptions,
     board_log_prob,
+    board_score,
     decode,
     decode_sequence,
     is_valid_position,
@@ -45,13 +46,28 @@ def set_square(probs: np.ndarray, square: str, weights: dict[int, float]) -> np.
     return probs
 
 
+#: light squares a1..h8, from python-chess's own bitboard
+LIGHT = np.array([bool(chess.BB_LIGHT_SQUARES & chess.BB_SQUARES[sq]) for sq in chess.SQUARES])
+
+
+def side_promotions(labels: np.ndarray, offset: int) -> int:
+    """One side's pieces beyond its initial set, bishops counted per square colour."""
+    counts = np.bincount(labels, minlength=13)[offset:offset + 6]
+    bishops = labels == offset + 3
+    return (max(0, counts[4] - 1) + max(0, counts[1] - 2) + max(0, counts[2] - 2)
+            + max(0, np.count_nonzero(bishops & LIGHT) - 1) + max(0, np.count_nonzero(bishops & ~LIGHT) - 1))
+
+
+def promotions(labels: np.ndarray) -> int:
+    return side_promotions(labels, 0) + side_promotions(labels, 6)
+
+
 def count_rules_hold(labels: np.ndarray) -> bool:
     """The piece-count rules, checked independently of the decoder's formulation."""
     counts = np.bincount(labels, minlength=13)
     for offset in (0, 6):
-        pawns, rooks, knights, bishops, queens, kings = counts[offset:offset + 6]
-        promoted = max(0, queens - 1) + max(0, rooks - 2) + max(0, bishops - 2) + max(0, knights - 2)
-        if kings != 1 or pawns > 8 or promoted > 8 - pawns:
+        pawns, kings = counts[offset], counts[offset + 5]
+        if kings != 1 or pawns > 8 or side_promotions(labels, offset) > 8 - pawns:
             return False
     back_ranks = np.r_[labels[:8], labels[56:]]
     return not np.isin(back_ranks, [WP, BP]).any()
@@ -87,9 +103,26 @@ def test_promoted_pieces_only_as_far_as_missing_pawns_allow():
     labels = decode("constrained", probs).labels
     assert count_rules_hold(labels)
     assert np.count_nonzero(labels == WQ) == 1
-    # with a pawn missing the second queen is allowed
+    # with a pawn missing the second queen is allowed, when the classifier's word outweighs the charge
     probs = set_square(probs, "a2", {EMPTY: 0.97})
+    assert np.count_nonzero(decode("constrained", probs, DecodeOptions(promotion_cost=0.0)).labels == WQ) == 2
+    assert np.count_nonzero(decode("constrained", probs).labels == WQ) == 1  # 0.8 / 0.2 is under e^4
+    probs = set_square(probs, "e4", {WQ: 0.999, EMPTY: 0.001})
     assert np.count_nonzero(decode("constrained", probs).labels == WQ) == 2
+
+
+def test_a_sides_bishops_keep_their_square_colours():
+    # white's light-squared bishop read a second time on e2 (light), beside the one on f1 (light)
+    fen = "rnbqkbnr/pppppppp/8/8/8/8/PPPP1PPP/RNBQKBNR"
+    probs = set_square(confident(fen), "e2", {WB: 0.6, WP: 0.4})
+    assert fen_from_labels(decode("argmax", probs).labels) == "rnbqkbnr/pppppppp/8/8/8/8/PPPPBPPP/RNBQKBNR"
+    for name in ("constrained", "topk_legal"):  # all 8 pawns on board: no promotion can pay for a third bishop
+        labels = decode(name, probs).labels
+        assert labels[chess.E2] == WP and count_rules_hold(labels), name
+    # on e3 (dark) the same reading is the dark-squared bishop that left c1
+    moved = set_square(confident("rnbqkbnr/pppppppp/8/8/8/4B3/PPPP1PPP/RN1QKBNR"), "e3", {WB: 0.6, WP: 0.4})
+    assert decode("constrained", moved).labels[chess.E3] == WB
+    assert decode("constrained", probs, DecodeOptions(strict=False)).labels[chess.E2] == WB
 
 
 def test_topk_legal_prefers_valid_improbable_fix_over_invalid_probable_board():
@@ -128,28 +161,33 @@ def _uncertain_board(rng: np.random.Generator, squares: list[str], classes: list
     return probs
 
 
-def _brute_force(log_probs: np.ndarray, squares: list[str], classes: list[int], base: np.ndarray):
+def _brute_force(log_probs: np.ndarray, squares: list[str], classes: list[int], base: np.ndarray,
+                 promotion_cost: float):
     boards = []
     for combo in itertools.product(classes, repeat=len(squares)):
         labels = base.copy()
         labels[[chess.parse_square(s) for s in squares]] = combo
         if count_rules_hold(labels):
-            boards.append((board_log_prob(log_probs, labels), labels))
+            boards.append((board_log_prob(log_probs, labels) - promotion_cost * promotions(labels), labels))
     return sorted(boards, key=lambda item: -item[0])
 
 
+@pytest.mark.parametrize("promotion_cost", [0.0, 4.0])
 @pytest.mark.parametrize("seed", range(8))
-def test_constrained_and_k_best_match_brute_force(seed):
+def test_constrained_and_k_best_match_brute_force(seed, promotion_cost):
     rng = np.random.default_rng(seed)
-    squares = ["e1", "e8", "d4", "h8", "a1"]
-    classes = [WK, BK, WP, WQ, EMPTY]
+    squares = ["e1", "e8", "d4", "h8", "c3", "f3"]  # e1, d4, h8, c3 dark; e8, f3 light
+    classes = [WK, BK, WQ, WB, EMPTY]
     probs = _uncertain_board(rng, squares, classes)
     log_probs = log_probs_of(probs)
     base = log_probs.argmax(axis=1)
-    truth = _brute_force(log_probs, squares, classes, base)
-    assert decode("constrained", probs).log_prob == pytest.approx(truth[0][0])
-    best = list(k_best_boards(log_probs, 6))
-    scores = [board_log_prob(log_probs, labels) for labels in best]
+    truth = _brute_force(log_probs, squares, classes, base, promotion_cost)
+    options = DecodeOptions(promotion_cost=promotion_cost)
+    decoded = decode("constrained", probs, options)
+    assert board_score(log_probs, decoded.labels, promotion_cost) == pytest.approx(truth[0][0])
+    assert decoded.log_prob == pytest.approx(board_log_prob(log_probs, decoded.labels))
+    best = list(k_best_boards(log_probs, 6, promotion_cost=promotion_cost))
+    scores = [board_score(log_probs, labels, promotion_cost) for labels in best]
     assert scores == pytest.approx([score for score, _ in truth[:6]])
     assert len({labels.tobytes() for labels in best}) == len(best)
 
@@ -254,6 +292,8 @@ def test_unknown_decoder_and_bad_options_are_user_errors():
         decode("viterbi", confident(START))
     with pytest.raises(UserError, match="topk"):
         DecodeOptions(topk=0)
+    with pytest.raises(UserError, match="promotion-cost"):
+        DecodeOptions(promotion_cost=-1.0)
     with pytest.raises(UserError, match="shape"):
         decode("argmax", np.ones((63, 13)))
 

@@ -132,6 +132,8 @@ def test_predict_prints_fen_and_json(stand_in_model, tmp_path, capsys):
     assert {"read", "crops", "model", "decode", "total"} <= set(record["timings_ms"])
     assert main(["predict", str(path), "--corners", corners, "--a1", "bottom-left", "--single-view"]) == 0
     assert capsys.readouterr().out.strip() == FEN
+    assert main(["predict", str(path), "--corners", corners, "--a1", "bottom-left", "--promotion-cost", "0"]) == 0
+    assert capsys.readouterr().out.strip() == FEN
 
 
 def _predict_error(argv, capsys) -> str:
@@ -158,6 +160,7 @@ def test_predict_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     missing_model = _predict_error([str(good), "--corners", corners, "--a1", "bottom-left",
                                     "--model", str(tmp_path / "none.ckpt")], capsys)
     assert "none.ckpt" in missing_model and "not found" in missing_model
+    assert "--promotion-cost" in _predict_error([str(good), "--corners", corners, "--promotion-cost", "-2"], capsys)
 
 
 def test_parse_corners_accepts_any_separator_spacing():

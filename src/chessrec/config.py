@@ -112,6 +112,8 @@ class EvaluateConfig(_Section):
     best_decoder: DecoderName = "constrained"
     topk: int = Field(32, ge=1, le=1024)
     strict: bool = True
+    #: nats a strict decode charges per promoted piece (:data:`chessrec.decoding.board.PROMOTION_COST`)
+    promotion_cost: float = Field(4.0, ge=0, lt=1000)
     mirror_average: bool = True
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chessrec.decoding import DecodeOptions, check_decoder, decode_sequence
+from chessrec.decoding import PROMOTION_COST, DecodeOptions, check_decoder, decode_sequence
 from chessrec.errors import UserError
 from chessrec.fileio import write_atomic
 from chessrec.geometry import board_mosaic
@@ -39,7 +39,7 @@ BOARD_METRICS: tuple[tuple[str, str], ...] = (
 
 # ------------------------------------------------------------------------------------------ the stage
 def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders: Sequence[str], best_decoder: str,
-                   topk: int = 32, strict: bool = True, energy: Mapping[str, float] | None = None,
+                   topk: int = 32, strict: bool = True, promotion_cost: float = PROMOTION_COST, energy: Mapping[str, float] | None = None,
                    latency_boards: int = 32, live=None, mirror_average: bool = True) -> dict[str, float]:
     """The ``evaluate`` stage body: model once, every decoder, metrics and plots into ``out_dir`` via dvclive.
 
@@ -58,7 +58,7 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders
     decoders = [check_decoder(d) for d in decoders]
     if check_decoder(best_decoder) not in decoders:
         raise UserError(f"evaluate.best_decoder {best_decoder!r} is not among evaluate.decoders {decoders}")
-    options = DecodeOptions(strict=strict, topk=topk)
+    options = DecodeOptions(strict=strict, topk=topk, promotion_cost=promotion_cost)
     features = load_features(Path(features_dir))
     labels = features["labels"]
     if len(labels) == 0:

@@ -25,7 +25,7 @@ from typing import Any
 import chess
 import numpy as np
 
-from chessrec.decoding import Decoded, DecodeOptions, board_log_prob, check_decoder, decode, log_probs_of
+from chessrec.decoding import PROMOTION_COST, Decoded, DecodeOptions, board_log_prob, check_decoder, decode, log_probs_of
 from chessrec.errors import UserError
 from chessrec.geometry import A1_POSITIONS, a1_corner_of, order_corners, shifted_board, validate_corners
 from chessrec.imageio import check_rgb
@@ -130,9 +130,10 @@ class Recognizer:
     """
 
     def __init__(self, model: SquareModel | Path | str | None = None, decoder: str | None = None,
-                 strict: bool = True, topk: int = 32, lock: bool = True, mirror_average: bool = True):
+                 strict: bool = True, topk: int = 32, lock: bool = True, mirror_average: bool = True,
+                 promotion_cost: float = PROMOTION_COST):
         self.decoder = check_decoder(decoder or DEFAULT_DECODER)
-        self.options = DecodeOptions(strict=strict, topk=topk)
+        self.options = DecodeOptions(strict=strict, topk=topk, promotion_cost=promotion_cost)
         self._model_source = model
         self._model: SquareModel | None = None
         self.keep_lock = lock
@@ -341,13 +342,15 @@ class Recognizer:
 
 
 def recognize(image, corners=None, a1: str | None = None, decoder: str | None = None, model=None,
-              strict: bool = True, topk: int = 32, mirror_average: bool = True) -> Recognition:
+              strict: bool = True, topk: int = 32, mirror_average: bool = True,
+              promotion_cost: float = PROMOTION_COST) -> Recognition:
     """Recognise the position in one photo (see :meth:`Recognizer.recognize`).
 
     ``model``: a model file or a loaded :class:`chessrec.inference.SquareModel` (default: the
     pipeline's model).  The user's corners and a1 are checked before the (slow) model load.
     """
-    recognizer = Recognizer(model, decoder, strict=strict, topk=topk, lock=False, mirror_average=mirror_average)
+    recognizer = Recognizer(model, decoder, strict=strict, topk=topk, lock=False, mirror_average=mirror_average,
+                            promotion_cost=promotion_cost)
     return recognizer.recognize(image, corners=corners, a1=a1)
 
 
@@ -392,6 +395,9 @@ def register(subparsers) -> None:
                              "else the model released with the package)")
     parser.add_argument("--no-strict", dest="strict", action="store_false",
                         help="allow study/composition positions (no king or piece-count rules)")
+    parser.add_argument("--promotion-cost", type=float, default=PROMOTION_COST, metavar="NATS",
+                        help=f"nats a board pays per promoted piece (default {PROMOTION_COST:g}; 0 reads any promotion "
+                             "a missing pawn allows)")
     parser.add_argument("--single-view", dest="mirror_average", action="store_false",
                         help="read each square once, not also mirrored (half the model time, less accurate)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with confidences and timings")
@@ -401,6 +407,7 @@ def register(subparsers) -> None:
 def _predict(args) -> int:
     corners = parse_corners(args.corners) if args.corners is not None else None
     result = recognize(args.image, corners=corners, a1=args.a1, decoder=args.decoder or default_decoder(),
-                       model=args.model, strict=args.strict, mirror_average=args.mirror_average)
+                       model=args.model, strict=args.strict, mirror_average=args.mirror_average,
+                       promotion_cost=args.promotion_cost)
     print(json.dumps(result.to_json()) if args.json else result.fen)
     return 0

@@ -17,15 +17,18 @@ import numpy as np
 from chessrec import registry
 from chessrec.decoding.board import (
     LOG_FLOOR,
+    PROMOTION_COST,
     Decoded,
     DecodeOptions,
     argmax,
     board_log_prob,
+    board_score,
     constrained,
     greedy,
     is_valid_position,
     k_best_boards,
     log_probs_of,
+    promoted_pieces,
     topk_legal,
 )
 from chessrec.decoding.beam import BeamOptions, GameBeam, beam
@@ -42,8 +45,9 @@ from chessrec.errors import UserError
 
 __all__ = [
     "DECODERS", "DECODER_NAMES", "BeamOptions", "GameBeam", "LOG_FLOOR", "SEQUENCE_DECODERS", "Decoded", "DecodeOptions", "GameTracker",
-    "TrackedFrame", "board_log_prob", "check_decoder", "decode", "decode_sequence", "follow_moves",
-    "is_valid_position", "k_best_boards", "log_probs_of", "moves_between", "reachable", "roots_of",
+    "PROMOTION_COST", "TrackedFrame", "board_log_prob", "board_score", "check_decoder", "decode", "decode_sequence", "follow_moves",
+    "is_valid_position", "k_best_boards", "log_probs_of", "moves_between", "promoted_pieces", "reachable",
+    "roots_of",
 ]
 
 # -------------------------------------------------------------------------------------------- registry

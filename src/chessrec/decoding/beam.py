@@ -23,7 +23,15 @@ from dataclasses import dataclass
 import chess
 import numpy as np
 
-from chessrec.decoding.board import Decoded, DecodeOptions, board_log_prob, constrained, is_valid_position, k_best_boards
+from chessrec.decoding.board import (
+    Decoded,
+    DecodeOptions,
+    best_log_prob,
+    board_log_prob,
+    constrained,
+    is_valid_position,
+    k_best_boards,
+)
 from chessrec.decoding.game import _after, _labels_of_placement, _san, placement_scores, reachable, roots_of
 from chessrec.errors import UserError
 from chessrec.labels import labels_from_board
@@ -200,9 +208,13 @@ class GameBeam:
         return max(float(np.median(misfits)), misfits[0]) if misfits else None
 
     def _seed(self, log_probs: np.ndarray, base: float, parent: _Step | None) -> list[Hypothesis]:
-        """Histories starting at this frame's most probable legal readings (one per side to move)."""
-        seeds, own = [], constrained(log_probs, self.options).log_prob
-        for labels in k_best_boards(log_probs, self.options.topk, strict=True):
+        """Histories starting at this frame's most probable legal readings (one per side to move).
+
+        Uncharged for promotions: a history's later frames judge its seed, and seeds ranked with the
+        charge read fewer of the default run's test boards (81.8% against 82.8%; docs/correctness.md).
+        """
+        seeds, own = [], best_log_prob(log_probs, self.options)
+        for labels in k_best_boards(log_probs, self.options.topk, strict=True, promotion_cost=0.0):
             for root in roots_of(labels):
                 score = board_log_prob(log_probs, labels)
                 step = _Step(self.frames, root, labels, (), False, True, parent, max(own - score, 0.0))
@@ -225,7 +237,7 @@ class GameBeam:
         if not self.hypotheses:
             self.hypotheses = self._prune(self._seed(log_probs, 0.0, None))
         else:
-            own = constrained(log_probs, self.options).log_prob
+            own = best_log_prob(log_probs, self.options)
             playable = [h for h in self.hypotheses if h.board.king(chess.WHITE) is not None]  # not unplayable seeds
             limit = self.options.max_plies if max_plies is None else min(max_plies, self.options.max_plies)
             misfit = self.misfit() if beam.persistent_misreadings else 0.0

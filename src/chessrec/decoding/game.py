@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import chess
 import numpy as np
 
-from chessrec.decoding.board import Decoded, DecodeOptions, constrained, log_probs_of, topk_legal
+from chessrec.decoding.board import Decoded, DecodeOptions, best_log_prob, log_probs_of, topk_legal
 from chessrec.labels import EMPTY, board_from_labels
 
 
@@ -142,9 +142,9 @@ class GameTracker:
 
     Candidates for a frame are the positions 0 to ``options.max_plies`` legal moves from the previous
     decoded position, with either side to move until a move has fixed it; a candidate's score is its
-    summed log-probability.  When the best candidate trails the frame's own ``constrained`` decode by
-    more than ``options.break_margin`` nats (moves missed, a new game, a misread frame), the frame is
-    decoded on its own with ``topk_legal`` and the chain restarts from there.
+    summed log-probability.  When the best candidate trails the frame's most probable reading under the
+    rules (:func:`best_log_prob`) by more than ``options.break_margin`` nats (moves missed, a new game,
+    a misread frame), the frame is decoded on its own with ``topk_legal`` and the chain restarts there.
     """
 
     def __init__(self, options: DecodeOptions = DecodeOptions()):
@@ -169,13 +169,13 @@ class GameTracker:
     def push_log_probs(self, log_probs: np.ndarray) -> TrackedFrame:
         """Decode the next frame from its floored (64, 13) log-probabilities (:func:`log_probs_of`)."""
         options = self.options
-        own = constrained(log_probs, options)
+        own = best_log_prob(log_probs, options)
         best = None
         if self.roots:
             entries, placements = self._candidates()
             scores = placement_scores(log_probs, placements)
             index = int(np.argmax(scores))  # first maximum = fewest moves
-            if scores[index] >= own.log_prob - options.break_margin:
+            if scores[index] >= own - options.break_margin:
                 best = (entries[index], placements[index], float(scores[index]))
         if best is None:
             decoded = topk_legal(log_probs, options)

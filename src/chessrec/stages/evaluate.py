@@ -12,7 +12,7 @@ def main(params_path: str = "params.yaml") -> int:
     e = params.evaluate
     run_evaluation(
         FEATURES / "test", MODEL, EVAL_LIVE, decoders=e.decoders, best_decoder=e.best_decoder,
-        topk=e.topk, strict=e.strict, energy=params.energy.model_dump(), mirror_average=e.mirror_average,
+        topk=e.topk, strict=e.strict, promotion_cost=e.promotion_cost, energy=params.energy.model_dump(), mirror_average=e.mirror_average,
     )
     return 0
 

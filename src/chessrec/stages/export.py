@@ -13,7 +13,8 @@ def main(params_path: str = "params.yaml") -> int:
     x, e = params.export, params.evaluate
     export_and_compare(MODEL, FEATURES / "train", FEATURES / "test", ONNX_MODEL, EXPORT_LIVE, int8=x.int8,
                        calibration_boards=x.calibration_boards, threads=x.threads, best_decoder=e.best_decoder,
-                       options=DecodeOptions(strict=e.strict, topk=e.topk), energy=params.energy.model_dump())
+                       options=DecodeOptions(strict=e.strict, topk=e.topk, promotion_cost=e.promotion_cost),
+                       energy=params.energy.model_dump())
     return 0
 
 
