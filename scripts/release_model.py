@@ -62,7 +62,9 @@ def provenance(repo: Path, checkpoint: Path) -> dict:
 
 def test_scores(repo: Path, record: dict, checkpoint: Path) -> dict:
     """``checkpoint``'s test metrics and per-decoder metrics on ``repo``'s test split, scored by the
-    ``evaluate`` stage's code with the evaluate params of ``record`` (that run's)."""
+    ``evaluate`` stage's code with the evaluate params of ``record`` (that run's; a run from before
+    ``evaluate.promotion_cost`` is decoded with today's charge)."""
+    from chessrec.decoding import PROMOTION_COST
     from chessrec.evaluation import run_evaluation
 
     evaluate = record["params"].get("evaluate", {})
@@ -72,6 +74,7 @@ def test_scores(repo: Path, record: dict, checkpoint: Path) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         flat = run_evaluation(repo / "data/features/test", checkpoint, Path(scratch), evaluate["decoders"],
                               evaluate["best_decoder"], evaluate["topk"], evaluate["strict"],
+                              promotion_cost=evaluate.get("promotion_cost", PROMOTION_COST),
                               mirror_average=evaluate["mirror_average"])
     return {
         "test_metrics": {key: flat[key] for key in HEADLINE if key in flat},

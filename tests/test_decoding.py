@@ -112,17 +112,30 @@ def test_promoted_pieces_only_as_far_as_missing_pawns_allow():
 
 
 def test_a_sides_bishops_keep_their_square_colours():
-    # white's light-squared bishop read a second time on e2 (light), beside the one on f1 (light)
+    # the dark-squared bishop has left c1 and all 8 pawns stand: a bishop read on d3 (light, beside
+    # the light-squared one on f1) would be a promotion no missing pawn pays for, even uncharged
+    fen = "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RN1QKBNR"
+    probs = set_square(confident(fen), "d3", {WB: 0.6, EMPTY: 0.4})
+    assert decode("argmax", probs).labels[chess.D3] == WB
+    free = DecodeOptions(promotion_cost=0.0)
+    for name in ("constrained", "topk_legal"):
+        labels = decode(name, probs, free).labels
+        assert labels[chess.D3] == EMPTY and count_rules_hold(labels), name
+    # on e3 (dark) the same reading is the bishop that left c1
+    moved = set_square(confident(fen), "e3", {WB: 0.6, EMPTY: 0.4})
+    assert decode("constrained", moved, free).labels[chess.E3] == WB
+    assert decode("constrained", probs, DecodeOptions(strict=False)).labels[chess.D3] == WB
+
+
+def test_a_promotion_is_read_only_where_the_classifier_outweighs_its_charge():
+    # a pawn is missing, so a second white bishop on a light square is allowed, at the charge
     fen = "rnbqkbnr/pppppppp/8/8/8/8/PPPP1PPP/RNBQKBNR"
     probs = set_square(confident(fen), "e2", {WB: 0.6, WP: 0.4})
-    assert fen_from_labels(decode("argmax", probs).labels) == "rnbqkbnr/pppppppp/8/8/8/8/PPPPBPPP/RNBQKBNR"
-    for name in ("constrained", "topk_legal"):  # all 8 pawns on board: no promotion can pay for a third bishop
-        labels = decode(name, probs).labels
-        assert labels[chess.E2] == WP and count_rules_hold(labels), name
-    # on e3 (dark) the same reading is the dark-squared bishop that left c1
-    moved = set_square(confident("rnbqkbnr/pppppppp/8/8/8/4B3/PPPP1PPP/RN1QKBNR"), "e3", {WB: 0.6, WP: 0.4})
-    assert decode("constrained", moved).labels[chess.E3] == WB
-    assert decode("constrained", probs, DecodeOptions(strict=False)).labels[chess.E2] == WB
+    assert decode("constrained", probs, DecodeOptions(promotion_cost=0.0)).labels[chess.E2] == WB
+    for name in ("constrained", "topk_legal"):  # log(0.6 / 0.4) is far under 4 nats
+        assert decode(name, probs).labels[chess.E2] == WP, name
+    sure = set_square(confident(fen), "e2", {WB: 0.995, WP: 0.004})  # log(0.995 / 0.004) is over 4 nats
+    assert decode("constrained", sure).labels[chess.E2] == WB
 
 
 def test_topk_legal_prefers_valid_improbable_fix_over_invalid_probable_board():
@@ -152,13 +165,24 @@ def test_non_strict_mode_lets_study_positions_without_kings_through():
     assert count_rules_hold(forced)
 
 
-def _uncertain_board(rng: np.random.Generator, squares: list[str], classes: list[int]) -> np.ndarray:
+def _uncertain_board(rng: np.random.Generator, fen: str, squares: list[str], classes: list[int]) -> np.ndarray:
     """A confident position with a few squares spread over a few classes: small enough to brute-force."""
-    probs = confident("4k3/8/8/8/8/8/4P3/4K3", p=0.995)
+    probs = confident(fen, p=0.995)
     for square in squares:
-        weights = rng.dirichlet(np.ones(len(classes))) * 0.99
+        weights = rng.dirichlet(np.ones(len(classes)) * 0.7) * 0.99
         probs = set_square(probs, square, dict(zip(classes, weights)))
     return probs
+
+
+#: (position, its uncertain squares, the classes they spread over): kings and queens on a sparse board;
+#: all but one pawn standing, so the cap on promotions binds; a pawn or a bishop on either colour;
+#: black bishops on one colour
+BRUTE_FORCE_CASES = [
+    ("4k3/8/8/8/8/8/4P3/4K3", ["e1", "e8", "d4", "h8", "c3", "f3"], [WK, BK, WQ, WB, EMPTY]),
+    ("4k3/pppppppp/8/8/8/8/PPPPPPP1/2B1KB2", ["h2", "d3", "e4", "c1", "g5", "b8"], [WP, WB, WQ, WN, EMPTY]),
+    ("4k3/pppppppp/8/8/8/8/PPPPPP2/4K3", ["g2", "h2", "d3", "e4", "c6", "f5"], [WP, WB, WQ, EMPTY, BB]),
+    ("r3k3/1ppppppp/8/8/8/8/PPPPPPP1/4K3", ["h2", "a7", "a1", "d4", "e5", "b6"], [WP, BP, WB, BB, EMPTY]),
+]
 
 
 def _brute_force(log_probs: np.ndarray, squares: list[str], classes: list[int], base: np.ndarray,
@@ -172,13 +196,13 @@ def _brute_force(log_probs: np.ndarray, squares: list[str], classes: list[int], 
     return sorted(boards, key=lambda item: -item[0])
 
 
-@pytest.mark.parametrize("promotion_cost", [0.0, 4.0])
-@pytest.mark.parametrize("seed", range(8))
-def test_constrained_and_k_best_match_brute_force(seed, promotion_cost):
-    rng = np.random.default_rng(seed)
-    squares = ["e1", "e8", "d4", "h8", "c3", "f3"]  # e1, d4, h8, c3 dark; e8, f3 light
-    classes = [WK, BK, WQ, WB, EMPTY]
-    probs = _uncertain_board(rng, squares, classes)
+@pytest.mark.parametrize("promotion_cost", [0.0, 0.7, 4.0])
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("case", range(len(BRUTE_FORCE_CASES)))
+def test_constrained_and_k_best_match_brute_force(case, seed, promotion_cost):
+    fen, squares, classes = BRUTE_FORCE_CASES[case]
+    rng = np.random.default_rng(100 * case + seed)
+    probs = _uncertain_board(rng, fen, squares, classes)
     log_probs = log_probs_of(probs)
     base = log_probs.argmax(axis=1)
     truth = _brute_force(log_probs, squares, classes, base, promotion_cost)
@@ -186,9 +210,10 @@ def test_constrained_and_k_best_match_brute_force(seed, promotion_cost):
     decoded = decode("constrained", probs, options)
     assert board_score(log_probs, decoded.labels, promotion_cost) == pytest.approx(truth[0][0])
     assert decoded.log_prob == pytest.approx(board_log_prob(log_probs, decoded.labels))
-    best = list(k_best_boards(log_probs, 6, promotion_cost=promotion_cost))
+    best = list(k_best_boards(log_probs, 10, promotion_cost=promotion_cost))
+    assert all(count_rules_hold(labels) for labels in best)
     scores = [board_score(log_probs, labels, promotion_cost) for labels in best]
-    assert scores == pytest.approx([score for score, _ in truth[:6]])
+    assert scores == pytest.approx([score for score, _ in truth[:10]])
     assert len({labels.tobytes() for labels in best}) == len(best)
 
 
@@ -245,6 +270,21 @@ def test_beam_lets_later_frames_overturn_a_misread_legal_move():
     assert right(beam_reads) == len(positions)
     assert right(continuity_reads) < len(positions)  # it took d5, then had to break the chain
     assert [m for d in beam_reads for m in d.moves] == sans
+
+
+def test_game_decoders_follow_a_promotion_that_a_frame_alone_is_charged_out_of():
+    board = chess.Board("8/P3k3/8/8/8/8/8/3QK3 w - - 0 1")
+    sans, positions = ["a8=Q", "Kf6", "Qab8", "Kg6"], [labels_from_fen(board.board_fen())]
+    for san in sans:
+        board.push_san(san)
+        positions.append(labels_from_fen(board.board_fen()))
+    probs = np.stack([confident(fen_from_labels(labels), 0.6) for labels in positions])
+    # on its own, a second queen read at 0.6 does not outweigh the charge: the free rook slot takes it
+    assert fen_from_labels(decode("constrained", probs[1]).labels) == "R7/4k3/8/8/8/8/8/3QK3"
+    for name in ("continuity", "beam"):
+        reads = decode_sequence(name, probs)
+        assert all(np.array_equal(d.labels, p) for d, p in zip(reads, positions)), name
+        assert [m for d in reads for m in d.moves] == ["a8=Q", "Kf6", "Qb8", "Kg6"], name
 
 
 def test_streaming_beam_from_the_start_position_commits_the_game_and_skips_a_garbage_frame():

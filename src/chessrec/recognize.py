@@ -25,7 +25,16 @@ from typing import Any
 import chess
 import numpy as np
 
-from chessrec.decoding import PROMOTION_COST, Decoded, DecodeOptions, board_log_prob, check_decoder, decode, log_probs_of
+from chessrec.decoding import (
+    PROMOTION_COST,
+    Decoded,
+    DecodeOptions,
+    board_log_prob,
+    check_decoder,
+    decode,
+    decode_score,
+    log_probs_of,
+)
 from chessrec.errors import UserError
 from chessrec.geometry import A1_POSITIONS, a1_corner_of, order_corners, shifted_board, validate_corners
 from chessrec.imageio import check_rgb
@@ -176,9 +185,11 @@ class Recognizer:
 
         probabilities = probabilities or (lambda corners: self.classify(self.crop(pixels, corners)))
 
-        def plausibility(board_corners: np.ndarray) -> float:
+        def plausibility(board_corners: np.ndarray) -> float:  # the decoder's own objective, and home sides
             probs = probabilities(board_corners)
-            return decode("constrained", probs, self.options).log_prob + HOME_SIDE_WEIGHT * home_side_score(probs)
+            decoded = decode("constrained", probs, self.options)
+            return (decode_score(log_probs_of(probs), decoded.labels, self.options)
+                    + HOME_SIDE_WEIGHT * home_side_score(probs))
 
         empty = probabilities(order_corners(image_corners, "bottom-left"))[:, EMPTY]
         return decide_orientation(image_corners, plausibility,

@@ -24,6 +24,7 @@ from chessrec.decoding.board import (
     board_log_prob,
     board_score,
     constrained,
+    decode_score,
     greedy,
     is_valid_position,
     k_best_boards,
@@ -44,10 +45,10 @@ from chessrec.decoding.game import (
 from chessrec.errors import UserError
 
 __all__ = [
-    "DECODERS", "DECODER_NAMES", "BeamOptions", "GameBeam", "LOG_FLOOR", "SEQUENCE_DECODERS", "Decoded", "DecodeOptions", "GameTracker",
-    "PROMOTION_COST", "TrackedFrame", "board_log_prob", "board_score", "check_decoder", "decode", "decode_sequence", "follow_moves",
-    "is_valid_position", "k_best_boards", "log_probs_of", "moves_between", "promoted_pieces", "reachable",
-    "roots_of",
+    "DECODERS", "DECODER_NAMES", "BeamOptions", "GameBeam", "LOG_FLOOR", "PROMOTION_COST", "SEQUENCE_DECODERS", "Decoded",
+    "DecodeOptions", "GameTracker", "TrackedFrame", "board_log_prob", "board_score", "check_decoder", "decode",
+    "decode_score", "decode_sequence", "follow_moves", "is_valid_position", "k_best_boards", "log_probs_of",
+    "moves_between", "promoted_pieces", "reachable", "roots_of",
 ]
 
 # -------------------------------------------------------------------------------------------- registry

@@ -2,8 +2,8 @@
 
 - ``argmax``: every square on its own (the domain-free baseline);
 - ``greedy``: a LiveChess2FEN-style greedy pass with per-type caps, for comparison;
-- ``constrained``: the exact most probable board under the piece-count rules;
-- ``topk_legal``: the first of the k most probable rule-abiding boards that python-chess accepts.
+- ``constrained``: the exact best board under the piece-count rules (:func:`board_score`);
+- ``topk_legal``: the first of the k best rule-abiding boards that python-chess accepts.
 
 Piece-count rules (strict mode), per side: exactly one king; at most 8 pawns; no pawn on rank 1 or 8;
 promoted pieces (queens beyond 1, rooks and knights beyond 2, bishops beyond one per square colour: a
@@ -137,6 +137,12 @@ def promoted_pieces(labels: np.ndarray) -> int:
 def board_score(log_probs: np.ndarray, labels: np.ndarray, promotion_cost: float) -> float:
     """What strict decoders maximise: the board's log-probability less the charge for its promotions."""
     return board_log_prob(log_probs, labels) - promotion_cost * promoted_pieces(labels)
+
+
+def decode_score(log_probs: np.ndarray, labels: np.ndarray, options: DecodeOptions) -> float:
+    """What ``constrained`` maximises under ``options``: :func:`board_score` when strict, else the
+    log-probability (non-strict decoding charges nothing)."""
+    return board_score(log_probs, labels, options.promotion_cost if options.strict else 0.0)
 
 
 def is_valid_position(labels: np.ndarray) -> bool:
