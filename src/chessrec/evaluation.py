@@ -39,7 +39,8 @@ BOARD_METRICS: tuple[tuple[str, str], ...] = (
 
 # ------------------------------------------------------------------------------------------ the stage
 def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, decoders: Sequence[str], best_decoder: str,
-                   topk: int = 32, strict: bool = True, promotion_cost: float = PROMOTION_COST, energy: Mapping[str, float] | None = None,
+                   topk: int = 32, strict: bool = True, promotion_cost: float = PROMOTION_COST,
+                   energy: Mapping[str, float] | None = None,
                    latency_boards: int = 32, live=None, mirror_average: bool = True) -> dict[str, float]:
     """The ``evaluate`` stage body: model once, every decoder, metrics and plots into ``out_dir`` via dvclive.
 

@@ -31,6 +31,7 @@ from chessrec.decoding import (
     DecodeOptions,
     board_log_prob,
     check_decoder,
+    constrained,
     decode,
     decode_score,
     log_probs_of,
@@ -187,9 +188,9 @@ class Recognizer:
 
         def plausibility(board_corners: np.ndarray) -> float:  # the decoder's own objective, and home sides
             probs = probabilities(board_corners)
-            decoded = decode("constrained", probs, self.options)
-            return (decode_score(log_probs_of(probs), decoded.labels, self.options)
-                    + HOME_SIDE_WEIGHT * home_side_score(probs))
+            log_probs = log_probs_of(probs)
+            labels = constrained(log_probs, self.options).labels
+            return decode_score(log_probs, labels, self.options) + HOME_SIDE_WEIGHT * home_side_score(probs)
 
         empty = probabilities(order_corners(image_corners, "bottom-left"))[:, EMPTY]
         return decide_orientation(image_corners, plausibility,

@@ -181,7 +181,7 @@ def _solve_free(log_probs: np.ndarray, allowed: np.ndarray) -> np.ndarray | None
     return np.where(allowed, log_probs, -np.inf).argmax(axis=1)
 
 
-def _solve_counts(log_probs: np.ndarray, allowed: np.ndarray, promotion_cost: float = PROMOTION_COST) -> np.ndarray | None:
+def _solve_counts(log_probs: np.ndarray, allowed: np.ndarray, promotion_cost: float) -> np.ndarray | None:
     """Exact best board under the piece-count and bishop-colour rules (:func:`board_score`), as a
     rectangular assignment.
 
