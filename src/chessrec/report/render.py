@@ -105,9 +105,9 @@ def plot_curves(curves: list[Curve], path: Path) -> None:
     ax.set_ylabel("board accuracy (%)")
     ax.set_title("Learning curve: board accuracy vs " + ("data size" if curves[0].param == "data.n_games" else curves[0].param))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # below the axes: the labels name every setting a line holds, and inside they cover its points
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
