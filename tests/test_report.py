@@ -267,6 +267,16 @@ def test_learning_curves_group_by_the_other_swept_params():
     assert [[p[0] for p in c.points] for c in epochs] == [[1.0, 2.0]]
 
 
+def test_model_size_curve_joins_runs_that_differ_only_in_width():
+    """The default sweep's wide piece network is the model-size point beside the baseline; a run
+    that changes the width and the data as well belongs to no curve against width."""
+    rows = [row("main", 0.636, **{"model.width": 16, "data.n_games": 100}),
+            row("width-32", 0.697, **{"model.width": 32, "data.n_games": 100}),
+            row("wide-and-double", 0.72, **{"model.width": 32, "data.n_games": 200})]
+    curves = learning_curves(rows, "model.width")
+    assert [[(x, name) for x, _, name in c.points] for c in curves] == [[(16.0, "main"), (32.0, "width-32")]]
+
+
 def test_latency_of_one_network_is_pooled_across_its_runs_but_not_across_networks():
     rows = [row("base", 0.14, 8000, 13.4, **{"model.name": "tiny_cnn", "train.epochs": 20}),
             row("short", 0.09, 5000, 16.7, **{"model.name": "tiny_cnn", "train.epochs": 10}),

@@ -97,6 +97,22 @@ def test_plots_a_run_cannot_make_are_removed_not_left_stale(sweep, tmp_path):
     assert "No curve against epochs (train.epochs)" in (out / "report.md").read_text()
 
 
+def test_a_width_sweep_draws_the_model_size_curve(sweep, tmp_path):
+    base = _data("tiny_cnn", 4, 1, 0.30, 1000, 1.0)
+    wide = _data("tiny_cnn", 4, 1, 0.45, 2000, 2.0)
+    for data, width in ((base, 16), (wide, 32)):
+        data["params"]["params.yaml"]["data"]["model"]["width"] = width
+    (tmp_path / "exp.json").write_text(json.dumps(
+        [{"rev": "workspace", "name": None, "data": base, "experiments": None},
+         {"rev": "f00d" * 10, "name": "main", "data": base, "experiments": [_exp("wide", wide)]}]))
+    assert _report(tmp_path) == 0
+    out = tmp_path / "out"
+    text = (out / "report.md").read_text()
+    assert "](learning_model_width.png)" in text
+    assert matplotlib.image.imread(out / "learning_model_width.png").shape[0] > 100
+    assert "No curve against epochs (train.epochs)" in text and not (out / "learning_epochs.png").exists()
+
+
 def test_single_experiment_report_says_there_is_nothing_to_compare(tmp_path):
     (tmp_path / "params.yaml").write_text(PARAMS)
     _sweep_json(tmp_path / "exp.json", [])

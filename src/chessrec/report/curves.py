@@ -1,4 +1,5 @@
-"""Learning curves across experiments: board accuracy against one swept param (data size, epochs).
+"""Learning curves across experiments: board accuracy against one swept param (data size, epochs,
+model size, crop size).
 
 Experiments are grouped by every other param that varies in the sweep, so a curve only ever
 changes the one param it is drawn against.
@@ -12,7 +13,9 @@ from chessrec.report.experiments import ExperimentRow, finite_number
 
 #: the params the report draws learning curves against, with axis labels
 CURVE_PARAMS = {"data.n_games": "data size: boards rendered (data.n_games x moves_per_game + n_random)",
-                "train.epochs": "epochs (train.epochs)"}
+                "train.epochs": "epochs (train.epochs)",
+                "model.width": "model size: the (piece) network's width (model.width)",
+                "features.piece_size": "piece crop width in px, height-aware crops twice as tall (features.piece_size)"}
 #: the params that together set the data size; a data-size sweep usually scales them together
 DATA_SIZE_PARTS = ("data.n_games", "data.moves_per_game", "data.n_random")
 

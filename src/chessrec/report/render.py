@@ -32,6 +32,8 @@ PLOT_FILES = {
     "latency": "pareto_latency.png",
     "data.n_games": "learning_data_size.png",
     "train.epochs": "learning_epochs.png",
+    "model.width": "learning_model_width.png",
+    "features.piece_size": "learning_crop_size.png",
 }
 
 
