@@ -277,6 +277,14 @@ def test_model_size_curve_joins_runs_that_differ_only_in_width():
     assert [[(x, name) for x, _, name in c.points] for c in curves] == [[(16.0, "main"), (32.0, "width-32")]]
 
 
+def test_crop_size_curve_leaves_out_a_single_network_whose_piece_size_is_null():
+    rows = [row("main", 0.636, **{"features.piece_size": 40}),
+            row("piece-48", 0.63, **{"features.piece_size": 48}),
+            row("single-network", 0.56, **{"features.piece_size": None})]
+    (curve,) = learning_curves(rows, "features.piece_size")
+    assert [(x, name) for x, _, name in curve.points] == [(40.0, "main"), (48.0, "piece-48")]
+
+
 def test_latency_of_one_network_is_pooled_across_its_runs_but_not_across_networks():
     rows = [row("base", 0.14, 8000, 13.4, **{"model.name": "tiny_cnn", "train.epochs": 20}),
             row("short", 0.09, 5000, 16.7, **{"model.name": "tiny_cnn", "train.epochs": 10}),

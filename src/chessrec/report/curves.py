@@ -15,7 +15,10 @@ from chessrec.report.experiments import ExperimentRow, finite_number
 CURVE_PARAMS = {"data.n_games": "data size: boards rendered (data.n_games x moves_per_game + n_random)",
                 "train.epochs": "epochs (train.epochs)",
                 "model.width": "model size: the (piece) network's width (model.width)",
-                "features.piece_size": "piece crop width in px, height-aware crops twice as tall (features.piece_size)"}
+                "features.piece_size": "crop size: the piece crops' size in px (features.piece_size)"}
+#: what each curve's title calls its param
+CURVE_TITLES = {"data.n_games": "data size", "train.epochs": "epochs", "model.width": "model size",
+                "features.piece_size": "crop size"}
 #: the params that together set the data size; a data-size sweep usually scales them together
 DATA_SIZE_PARTS = ("data.n_games", "data.moves_per_game", "data.n_random")
 

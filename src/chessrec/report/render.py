@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from chessrec.report.curves import CURVE_PARAMS, Curve, learning_curves, varying_params  # noqa: E402
+from chessrec.report.curves import CURVE_PARAMS, CURVE_TITLES, Curve, learning_curves, varying_params  # noqa: E402
 from chessrec.report.experiments import ARTEFACT_PARAM, ExperimentRow, ExperimentTable  # noqa: E402
 from chessrec.report.pareto import ENERGY, LATENCY, Axis, efficient_steps, pareto_front, usable  # noqa: E402
 from chessrec.report.stopping import (  # noqa: E402
@@ -105,7 +105,7 @@ def plot_curves(curves: list[Curve], path: Path) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(CURVE_PARAMS[curves[0].param])
     ax.set_ylabel("board accuracy (%)")
-    ax.set_title("Learning curve: board accuracy vs " + ("data size" if curves[0].param == "data.n_games" else curves[0].param))
+    ax.set_title(f"Learning curve: board accuracy vs {CURVE_TITLES[curves[0].param]}")
     ax.grid(alpha=0.3)
     # below the axes: the labels name every setting a line holds, and inside they cover its points
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
