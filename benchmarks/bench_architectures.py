@@ -6,9 +6,9 @@ The piece network holds most of a training step (``benchmarks/bench_training.py`
 step), so this steps that network alone: a batch of piece crops of the configured shape
 (params.yaml, 80 x 40 in the default profile), forward, backward and AdamW, channels-last, for
 every architecture of ``chessrec.models`` at the widths given, with the configured dropout and
-per-square inputs and the piece network's 12-way head.  Precision as configured (``trainer.precision``: bfloat16 autocast where it
-resolves to ``bf16-mixed``), or float32 with ``--float32``.  The variants
-are stepped round-robin, so a machine that changes speed mid-run weighs on all of them alike;
+per-square inputs and the piece network's 12-way head.  Precision as configured
+(``trainer.precision``: bfloat16 autocast where it resolves to ``bf16-mixed``), or float32 with
+``--float32``.  The variants are stepped round-robin, so a machine that changes speed mid-run weighs on all of them alike;
 prints the p50 milliseconds per step, crops per second and parameters, beside the machine-speed
 reference (``chessrec.machine_speed``) before and after.  Random crops: a step's time does not
 depend on what the pixels show.

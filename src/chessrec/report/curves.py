@@ -8,17 +8,24 @@ changes the one param it is drawn against.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from chessrec.report.experiments import ExperimentRow, finite_number
 
-#: the params the report draws learning curves against, with axis labels
-CURVE_PARAMS = {"data.n_games": "data size: boards rendered (data.n_games x moves_per_game + n_random)",
-                "train.epochs": "epochs (train.epochs)",
-                "model.width": "model size: the (piece) network's width (model.width)",
-                "features.piece_size": "crop size: the piece crops' size in px (features.piece_size)"}
-#: what each curve's title calls its param
-CURVE_TITLES = {"data.n_games": "data size", "train.epochs": "epochs", "model.width": "model size",
-                "features.piece_size": "crop size"}
+class CurveAxis(NamedTuple):
+    """How a learning curve names its param: in its title, and on its x axis."""
+
+    title: str
+    label: str
+
+
+#: the params the report draws learning curves against
+CURVE_PARAMS = {
+    "data.n_games": CurveAxis("data size", "data size: boards rendered (data.n_games x moves_per_game + n_random)"),
+    "train.epochs": CurveAxis("epochs", "epochs (train.epochs)"),
+    "model.width": CurveAxis("model size", "model size: the (piece) network's width (model.width)"),
+    "features.piece_size": CurveAxis("crop size", "crop size: the piece crops' size in px (features.piece_size)"),
+}
 #: the params that together set the data size; a data-size sweep usually scales them together
 DATA_SIZE_PARTS = ("data.n_games", "data.moves_per_game", "data.n_random")
 

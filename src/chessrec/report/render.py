@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from chessrec.report.curves import CURVE_PARAMS, CURVE_TITLES, Curve, learning_curves, varying_params  # noqa: E402
+from chessrec.report.curves import CURVE_PARAMS, Curve, learning_curves, varying_params  # noqa: E402
 from chessrec.report.experiments import ARTEFACT_PARAM, ExperimentRow, ExperimentTable  # noqa: E402
 from chessrec.report.pareto import ENERGY, LATENCY, Axis, efficient_steps, pareto_front, usable  # noqa: E402
 from chessrec.report.stopping import (  # noqa: E402
@@ -103,9 +103,10 @@ def plot_curves(curves: list[Curve], path: Path) -> None:
         ax.plot([x for x, _, _ in curve.points], [100 * y for _, y, _ in curve.points], marker="o",
                 label=curve.label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(CURVE_PARAMS[curves[0].param])
+    axis = CURVE_PARAMS[curves[0].param]
+    ax.set_xlabel(axis.label)
     ax.set_ylabel("board accuracy (%)")
-    ax.set_title(f"Learning curve: board accuracy vs {CURVE_TITLES[curves[0].param]}")
+    ax.set_title(f"Learning curve: board accuracy vs {axis.title}")
     ax.grid(alpha=0.3)
     # below the axes: the labels name every setting a line holds, and inside they cover its points
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
@@ -218,7 +219,7 @@ def render_markdown(table: ExperimentTable, rule: StoppingRule, rec: Recommendat
         else:
             lines += [f"No experiment has both board accuracy and {axis.label}.", ""]
     lines += ["## Learning curves", ""]
-    for param, label in CURVE_PARAMS.items():
+    for param, (_, label) in CURVE_PARAMS.items():
         if param in plots:
             lines += [f"![board accuracy vs {label}]({plots[param]})", ""]
         else:
