@@ -119,6 +119,38 @@ def test_height_aware_box_holds_square_and_piece_head_for_known_camera_poses(pos
     assert np.linalg.norm(boxes[:, 1] - boxes[:, 0], axis=1).max() < 2.5 * square_px
 
 
+@pytest.mark.parametrize("pose", POSES)
+def test_a_disc_box_holds_a_round_base_and_the_piece_head_for_known_camera_poses(pose):
+    """A round piece's base (a disc 0.9 of a square across) and the head of a piece 1.5 squares tall."""
+    camera = look_at_camera(*pose)
+    boxes = height_aware_boxes(board_corners(camera), CropSpec(size=32, footprint="disc"), IMAGE_SHAPE)
+    files, rows = np.arange(64) % 8, 7 - np.arange(64) // 8
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    rim = 0.45 * np.c_[np.cos(angles), np.sin(angles)]
+    for sq in range(64):
+        tl, tr, br, bl = boxes[sq]
+        to_crop = cv2.getAffineTransform(np.float32([tl, tr, br]), np.float32([[0, 0], [1, 0], [1, 1]]))
+        centre = np.array([files[sq] + 0.5, rows[sq] + 0.5])
+        points = np.r_[np.c_[centre + rim, np.zeros(16)], [[*centre, -1.5]]]
+        inside = cv2.transform(project(camera, points)[None], to_crop)[0]
+        assert np.all(inside > -0.02) and np.all(inside < 1.02), (pose, sq, inside)
+
+
+def test_a_disc_box_is_the_same_however_the_board_is_turned_and_a_square_box_is_not():
+    """Turning the board 45 degrees to the camera widens the box bounding a square's corners by about
+    1.4x, so its crop holds fewer pixels of the piece; the box bounding a disc keeps its size."""
+    def centre_box_size(azimuth: float, footprint: str) -> np.ndarray:
+        corners = board_corners(look_at_camera(55, azimuth))
+        box = height_aware_boxes(corners, CropSpec(size=32, footprint=footprint, side_factor=0.0), IMAGE_SHAPE)[27]
+        return np.array([np.linalg.norm(box[1] - box[0]), np.linalg.norm(box[3] - box[0])])  # d4: width, height
+
+    square_ratio = centre_box_size(45, "square") / centre_box_size(0, "square")
+    disc_ratio = centre_box_size(45, "disc") / centre_box_size(0, "disc")
+    assert square_ratio[0] > 1.25
+    assert disc_ratio == pytest.approx([1.0, 1.0], abs=0.03)
+    assert centre_box_size(0, "disc") == pytest.approx(centre_box_size(0, "square"), rel=0.1)  # squarely seen: alike
+
+
 @pytest.mark.parametrize("azimuth", [0.0, 130.0, 250.0])
 def test_in_a_top_down_photo_every_box_leans_away_from_the_point_below_the_camera(azimuth):
     """Straight from above, pieces lean out from the image point under the camera, on every side of it:
@@ -219,7 +251,8 @@ def test_square_crops_refuses_garbage_instead_of_cropping():
         square_crops(image.astype(np.float32), [[100, 100], [400, 100], [400, 400], [100, 400]], CropSpec())
 
 
-@pytest.mark.parametrize("bad", [dict(kind="fancy"), dict(size=4), dict(size=32.0), dict(height_factor=-1.0)])
+@pytest.mark.parametrize("bad", [dict(kind="fancy"), dict(size=4), dict(size=32.0), dict(height_factor=-1.0),
+                                 dict(footprint="oval")])
 def test_crop_spec_rejects_bad_parameters(bad):
     with pytest.raises(UserError):
         CropSpec(**bad)

@@ -366,6 +366,17 @@ def test_a_cascade_card_gives_its_occupancy_network_its_own_width_and_older_card
     assert {card.architecture["width"] for card in stage_cards(older).values()} == {16}
 
 
+def test_a_card_keeps_its_crop_footprint_and_cards_from_before_it_cut_as_they_did():
+    """A model is read with the crops it was trained on: cards written before ``footprint`` existed
+    (the released model's) bound the square's corners, as their crops were cut."""
+    card = ModelCard(architecture={"name": "strided_cnn", "width": 8, "dropout": 0.0, "head": "single"},
+                     crop_specs={SQUARE_CROPS: CropSpec(size=16, footprint="disc")})
+    assert ModelCard.from_dict(json.loads(json.dumps(card.to_dict()))).crop_specs[SQUARE_CROPS].footprint == "disc"
+    older = card.to_dict()
+    del older["crop_specs"][SQUARE_CROPS]["footprint"]
+    assert ModelCard.from_dict(older).crop_specs[SQUARE_CROPS].footprint == "square"
+
+
 def _photo_samples(folder: Path, splits: list[str]) -> list:
     """Rendered photos on disk, one per split name, as featurize's samples."""
     from PIL import Image

@@ -29,6 +29,7 @@ def test_dvc_hydra_composition_is_enabled_for_exp_run():
     ("model.name=vgg", "model.name", "'tiny_cnn', 'strided_cnn', 'resnet18' or 'mobilenet'"),
     ("train.lr=-0.1", "train.lr", "greater than 0"),
     ("evaluate.promotion_cost=-1", "evaluate.promotion_cost", "greater than or equal to 0"),
+    ("features.footprint=oval", "features.footprint", "'square' or 'disc'"),
     ("+train.momentum=0.9", "train.momentum", "valid keys here: epochs"),
 ])
 def test_invalid_parameter_fails_before_any_work_with_one_line(tmp_path, override, key, shown):

@@ -42,6 +42,12 @@ class FeaturesConfig(_Section):
     size: int = Field(24, ge=CROP_SIZE_MIN, le=CROP_SIZE_MAX)
     piece_size: Optional[int] = Field(None, ge=CROP_SIZE_MIN, le=CROP_SIZE_MAX)
     mirror: bool = True
+    #: what a height-aware box bounds on its square (:class:`chessrec.geometry.CropSpec`): ``square``
+    #: as every model before 2026-12-06 was cut, ``disc`` the same box however the board is turned
+    footprint: Literal[registry.CROP_FOOTPRINTS] = "square"
+    #: how much wider a height-aware box is on the outer files, in squares at the a- and h-files
+    #: (each side): their pieces lean out under perspective, which boxes standing "image up" missed
+    side_factor: float = Field(0.25, ge=0.0, le=2.0)
     extra_inputs: bool = True
 
     def crop_specs(self) -> dict:
@@ -53,10 +59,11 @@ class FeaturesConfig(_Section):
         """
         from chessrec.geometry import OCCUPANCY_CROPS, PIECE_CROPS, SQUARE_CROPS, CropSpec
 
+        shared = dict(mirror=self.mirror, footprint=self.footprint, side_factor=self.side_factor)
         if self.piece_size is None:
-            return {SQUARE_CROPS: CropSpec(kind=self.crop, size=self.size, mirror=self.mirror)}
-        return {OCCUPANCY_CROPS: CropSpec(kind=self.crop, size=self.size, mirror=self.mirror),
-                PIECE_CROPS: CropSpec(kind="height_aware", size=self.piece_size, mirror=self.mirror)}
+            return {SQUARE_CROPS: CropSpec(kind=self.crop, size=self.size, **shared)}
+        return {OCCUPANCY_CROPS: CropSpec(kind=self.crop, size=self.size, **shared),
+                PIECE_CROPS: CropSpec(kind="height_aware", size=self.piece_size, **shared)}
 
 
 class ModelConfig(_Section):

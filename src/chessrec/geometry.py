@@ -213,7 +213,11 @@ class CropSpec:
     ``height_factor`` square widths, as seen from the camera: tall pieces keep their heads and the
     box leans with the view instead of mixing neighbours.  ``side_factor`` widens outer files,
     whose pieces lean outward under perspective.  ``mirror`` flips files a-d left-right so both
-    halves of the board look alike to the classifier.
+    halves of the board look alike to the classifier.  ``footprint`` is what the box bounds on the
+    board: ``square`` the square's four corners as seen (a board turned 45 degrees to the camera
+    makes every box 1.4x wider, so the same crop width holds fewer pixels of the piece; models
+    before 2026-12-06 were cut so), ``disc`` a disc one square across, which is how a round piece
+    stands on it: the same box however the board is turned (docs/correctness.md).
     """
 
     kind: str = "height_aware"
@@ -222,10 +226,14 @@ class CropSpec:
     height_factor: float = 1.7
     margin: float = 0.1
     side_factor: float = 0.25
+    footprint: str = "square"
 
     def __post_init__(self) -> None:
         if self.kind not in registry.CROP_KINDS:
             raise UserError(f"features.crop must be one of {', '.join(registry.CROP_KINDS)}, got {self.kind!r}")
+        if self.footprint not in registry.CROP_FOOTPRINTS:
+            raise UserError(f"features.footprint must be one of {', '.join(registry.CROP_FOOTPRINTS)}, "
+                            f"got {self.footprint!r}")
         if not isinstance(self.size, int) or not CROP_SIZE_MIN <= self.size <= CROP_SIZE_MAX:
             raise UserError(f"features.size must be an integer in [{CROP_SIZE_MIN}, {CROP_SIZE_MAX}], got {self.size!r}")
         for name, low, high in (("height_factor", 0.0, 5.0), ("margin", 0.0, 1.0), ("side_factor", 0.0, 2.0)):
@@ -284,27 +292,32 @@ def _plain_crops(image: np.ndarray, pts: np.ndarray, size: int) -> np.ndarray:
 def height_aware_boxes(corners, spec: CropSpec, image_shape: tuple[int, ...]) -> np.ndarray:
     """Image quads (64, 4, 2) cut for each square: top-left, top-right, bottom-right, bottom-left.
 
-    Each box is upright in the camera's view: its bottom edge is just below the square's near
-    edge, its top is where the head of a piece ``height_factor`` squares tall would appear, and
-    its sides bound the square's footprint (widened for outer files).
+    Each box is upright in the camera's view: its bottom edge is just below the near edge of the
+    spec's ``footprint`` on the square, its top is where the head of a piece ``height_factor``
+    squares tall would appear, and its sides bound the footprint (widened for outer files).
     """
     pts = np.asarray(corners, dtype=np.float64)
     to_board = board_homography(pts)
     centres = np.c_[_FILES + 0.5, _ROWS + 0.5]
     centre_xy, up, ratio, square_px = _local_frames(to_board, centres, image_shape)
     right = np.c_[-up[:, 1], up[:, 0]]  # up rotated clockwise on screen
-    offsets = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
-    footprint = _project(np.linalg.inv(to_board), (centres[:, None] + offsets).reshape(-1, 2)).reshape(64, 4, 2)
-    rel = footprint - centre_xy[:, None]
-    along_right = np.einsum("nkd,nd->nk", rel, right)
-    along_up = np.einsum("nkd,nd->nk", rel, up)
+    if spec.footprint == "square":
+        offsets = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+        outline = _project(np.linalg.inv(to_board), (centres[:, None] + offsets).reshape(-1, 2)).reshape(64, 4, 2)
+        rel = outline - centre_xy[:, None]
+        along_right, along_up = np.einsum("nkd,nd->nk", rel, right), np.einsum("nkd,nd->nk", rel, up)
+        right_lo, right_hi = along_right.min(1), along_right.max(1)
+        up_lo, up_hi = along_up.min(1), along_up.max(1)
+    else:  # a disc one square across, seen locally: half a square either side, squashed by sin(elevation) along up
+        right_hi, up_hi = 0.5 * square_px, 0.5 * ratio * square_px
+        right_lo, up_lo = -right_hi, -up_hi
     rise = spec.height_factor * square_px * np.sqrt(np.clip(1.0 - ratio ** 2, 0.0, 1.0))
     pad = spec.margin * square_px
     outer = spec.side_factor * square_px * np.abs(_FILES - 3.5) / 3.5
-    left = along_right.min(1) - pad - outer
-    right_edge = along_right.max(1) + pad + outer
-    bottom = along_up.min(1) - pad
-    top = along_up.max(1) + rise + pad
+    left = right_lo - pad - outer
+    right_edge = right_hi + pad + outer
+    bottom = up_lo - pad
+    top = up_hi + rise + pad
     corners_rel = np.stack([
         np.c_[left, top], np.c_[right_edge, top], np.c_[right_edge, bottom], np.c_[left, bottom]
     ], axis=1)  # (64, 4, [r, u])

@@ -19,6 +19,8 @@ DECODERS = (*BOARD_DECODERS, *SEQUENCE_DECODERS)
 DATA_SOURCES = ("synthetic", "chessred", "chesscog")
 #: how squares are cut, :class:`chessrec.geometry.CropSpec`
 CROP_KINDS = ("plain", "height_aware")
+#: what a height-aware box bounds on its square, :class:`chessrec.geometry.CropSpec`
+CROP_FOOTPRINTS = ("square", "disc")
 #: piece styles of the renderer, :func:`chessrec.synth.pieces.piece_mesh` (all drawn in training)
 PIECE_STYLES = ("staunton", "club", "modern")
 #: board palettes of the renderer, :data:`chessrec.synth.render.BOARD_PALETTES` (all drawn in training)
