@@ -23,8 +23,8 @@ from chessrec.errors import UserError
 from chessrec.features import write_arrays
 from chessrec.fileio import file_digest
 from chessrec.geometry import CropSpec, square_crops
-from chessrec.inference.card import CARD_KEY
-from chessrec.inference.ensemble import Ensemble, combine_files
+from chessrec.inference.card import CARD_KEY, ModelCard
+from chessrec.inference.ensemble import Ensemble, combine_files, member_cards
 from chessrec.inference.loader import RELEASED_MODEL, load_model
 from chessrec.labels import EMPTY, fen_from_labels, labels_from_fen
 from chessrec.models import square_inputs
@@ -115,7 +115,12 @@ def test_an_adapted_checkpoint_records_its_base_and_photos_and_loads_like_any_mo
     assert provenance["adapted_on"][0]["fen"] == fen_from_labels(START_LABELS)
     assert provenance["finetune"]["steps"] == 2 and provenance["finetune"]["energy_j"] > 0
     base_card = torch.load(RELEASED_MODEL, map_location="cpu", weights_only=True)[CARD_KEY]
-    assert card["crop_specs"] == base_card["crop_specs"] and card["architecture"] == base_card["architecture"]
+    # the same crops and networks as the base, member by member (the base's card was written before
+    # CropSpec.footprint existed: it reads with the default its crops were cut with, and is saved with it)
+    adapted, base = (ModelCard.from_dict(c) for c in (card, base_card))
+    assert adapted.crop_specs == base.crop_specs
+    assert [(m.architecture, m.crop_specs) for m in member_cards(adapted, "adapted")] == \
+        [(m.architecture, m.crop_specs) for m in member_cards(base, "base")]
     assert out.stat().st_mode & 0o777 == 0o644 and not list(tmp_path.glob(".*.tmp"))
     weights = torch.load(out, map_location="cpu", weights_only=True)["state_dict"]
     base_weights = torch.load(RELEASED_MODEL, map_location="cpu", weights_only=True)["state_dict"]
