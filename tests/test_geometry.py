@@ -77,6 +77,13 @@ def photo_of_coloured_board(camera, image_shape=IMAGE_SHAPE, texel: int = 32) ->
 POSES = [(35, 0, 0), (50, 90, 3), (60, 200, -4), (75, 315, 0), (88, 45, 2)]
 
 
+def in_box_frame(box: np.ndarray, image_points: np.ndarray) -> np.ndarray:
+    """Image points in a box's own frame: (0, 0) its top-left corner, (1, 1) its bottom-right."""
+    tl, tr, br, _ = box
+    to_box = cv2.getAffineTransform(np.float32([tl, tr, br]), np.float32([[0, 0], [1, 0], [1, 1]]))
+    return cv2.transform(image_points[None], to_box)[0]
+
+
 def test_board_homography_sends_corners_to_rectified_square():
     camera = look_at_camera(55, 30)
     corners = board_corners(camera)
@@ -107,12 +114,10 @@ def test_height_aware_box_holds_square_and_piece_head_for_known_camera_poses(pos
     boxes = height_aware_boxes(corners, spec, IMAGE_SHAPE)
     files, rows = np.arange(64) % 8, 7 - np.arange(64) // 8
     for sq in range(64):
-        tl, tr, br, bl = boxes[sq]
-        to_crop = cv2.getAffineTransform(np.float32([tl, tr, br]), np.float32([[0, 0], [1, 0], [1, 1]]))
         x, y = files[sq], rows[sq]
         # the square's four corners on the board, and the top of a 1.5-square-tall piece at its centre
         points = np.array([[x, y, 0], [x + 1, y, 0], [x + 1, y + 1, 0], [x, y + 1, 0], [x + 0.5, y + 0.5, -1.5]])
-        inside = cv2.transform(project(camera, points.astype(float))[None], to_crop)[0]
+        inside = in_box_frame(boxes[sq], project(camera, points.astype(float)))
         assert np.all(inside > -0.02) and np.all(inside < 1.02), (pose, sq, inside)
     # boxes stay local: no box is wider than two squares
     square_px = np.linalg.norm(np.roll(corners, 1, axis=0) - corners, axis=1).max() / 8
@@ -128,11 +133,9 @@ def test_a_disc_box_holds_a_round_base_and_the_piece_head_for_known_camera_poses
     angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
     rim = 0.45 * np.c_[np.cos(angles), np.sin(angles)]
     for sq in range(64):
-        tl, tr, br, bl = boxes[sq]
-        to_crop = cv2.getAffineTransform(np.float32([tl, tr, br]), np.float32([[0, 0], [1, 0], [1, 1]]))
         centre = np.array([files[sq] + 0.5, rows[sq] + 0.5])
         points = np.r_[np.c_[centre + rim, np.zeros(16)], [[*centre, -1.5]]]
-        inside = cv2.transform(project(camera, points)[None], to_crop)[0]
+        inside = in_box_frame(boxes[sq], project(camera, points))
         assert np.all(inside > -0.02) and np.all(inside < 1.02), (pose, sq, inside)
 
 
